@@ -1,0 +1,21 @@
+#include "kiln/ops/ops.hpp"
+
+namespace kiln::ops {
+
+void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors) {
+    if (t && t->defined() && !t->device().is_cpu())
+      fail(Status::unsupported, str("no ", t->device().str(), " kernel for this op yet"), op);
+  }
+}
+
+void require_f32(const char* op, const char* arg, const Tensor& t, int ndim) {
+  KILN_ARG(t.defined(), op, arg, " is undefined");
+  KILN_ARG(t.dtype() == DType::f32, op, arg, " is ", dtype_name(t.dtype()),
+           ", expected f32 (cast with .to(DType::f32))");
+  if (ndim >= 0)
+    KILN_ARG(t.ndim() == ndim, op, arg, " has ", t.ndim(), " dims ", t.shape().str(),
+             ", expected ", ndim);
+}
+
+}  // namespace kiln::ops

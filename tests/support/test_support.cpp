@@ -1,0 +1,83 @@
+#include "test_support.hpp"
+
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+#include "kiln/core/copy.hpp"
+
+namespace kiln::test {
+
+std::filesystem::path data_dir() {
+  const char* d = std::getenv("KILN_TEST_DATA");
+  return d ? std::filesystem::path(d) : std::filesystem::path("tests/data");
+}
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path = std::filesystem::temp_directory_path() / ("kiln-test-" + std::to_string(rd()));
+  std::filesystem::create_directories(path);
+}
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+Tensor random_tensor(const Shape& shape, uint64_t seed, float lo, float hi) {
+  Tensor t = Tensor::empty(shape, DType::f32);
+  std::mt19937 gen(static_cast<uint32_t>(seed));
+  std::uniform_real_distribution<float> d(lo, hi);
+  float* p = t.mutable_data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = d(gen);
+  return t;
+}
+
+std::vector<double> to_doubles(const Tensor& t) {
+  Tensor c = t.to(Device::cpu()).contiguous();
+  std::vector<double> out(static_cast<size_t>(c.numel()));
+  const char* p = static_cast<const char*>(c.raw_data());
+  int sz = dtype_size(c.dtype());
+  for (int64_t i = 0; i < c.numel(); ++i) out[i] = load_as_f32(p + i * sz, c.dtype());
+  return out;
+}
+
+Diff compare(const Tensor& actual, const std::vector<double>& expected) {
+  std::vector<double> a = to_doubles(actual);
+  Diff d;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < expected.size(); ++i) {
+    if (!std::isfinite(a[i]) && std::isfinite(expected[i])) ++d.nonfinite;
+    double e = std::fabs(a[i] - expected[i]);
+    if (e > d.max_abs) d.max_abs = e;
+    num += e * e;
+    den += expected[i] * expected[i];
+  }
+  d.rel_l2 = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  return d;
+}
+
+::testing::AssertionResult all_close(const Tensor& actual, const std::vector<double>& expected,
+                                     double atol, double rtol) {
+  if (actual.numel() != static_cast<int64_t>(expected.size()))
+    return ::testing::AssertionFailure() << "size " << actual.numel() << " vs expected "
+                                         << expected.size();
+  std::vector<double> a = to_doubles(actual);
+  int64_t bad = 0, first = -1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    bool ok = std::isfinite(expected[i])
+                  ? std::isfinite(a[i]) && std::fabs(a[i] - expected[i]) <= atol + rtol * std::fabs(expected[i])
+                  : (std::isnan(expected[i]) ? std::isnan(a[i]) : a[i] == expected[i]);
+    if (!ok) {
+      if (first < 0) first = static_cast<int64_t>(i);
+      ++bad;
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  Diff d = compare(actual, expected);
+  return ::testing::AssertionFailure()
+         << bad << " of " << a.size() << " elements out of tolerance (atol " << atol << ", rtol "
+         << rtol << "); first at " << first << ": got " << a[first] << ", expected "
+         << expected[first] << "; max abs err " << d.max_abs << ", rel L2 " << d.rel_l2;
+}
+
+}  // namespace kiln::test

@@ -1,0 +1,41 @@
+// Shared test helpers: seeded random tensors, a double-precision comparison, fixture paths.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kiln/core/tensor.hpp"
+
+namespace kiln::test {
+
+// Directory of committed fixtures (tests/data), from the KILN_TEST_DATA environment variable.
+std::filesystem::path data_dir();
+// A fresh temporary directory, removed by the destructor.
+struct TempDir {
+  TempDir();
+  ~TempDir();
+  std::filesystem::path path;
+};
+
+// Uniform [lo, hi) f32 tensor from a std::mt19937 seeded with `seed`.
+Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.f, float hi = 1.f);
+// Element values as double, in logical (row-major) order, whatever the strides/dtype.
+std::vector<double> to_doubles(const Tensor& t);
+
+struct Diff {
+  double max_abs = 0, rel_l2 = 0;  // max |a-b|; ||a-b|| / ||b||
+  int64_t nonfinite = 0;           // positions where a is NaN/inf but b is not
+};
+Diff compare(const Tensor& actual, const std::vector<double>& expected);
+
+// EXPECT that `actual` matches `expected` within `atol + rtol*|expected|` element-wise and has
+// no NaN/inf where the reference has none.
+::testing::AssertionResult all_close(const Tensor& actual, const std::vector<double>& expected,
+                                     double atol, double rtol);
+
+}  // namespace kiln::test
