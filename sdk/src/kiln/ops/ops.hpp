@@ -103,7 +103,9 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
 // ---------------------------------------------------------------- attention (attention.cpp)
 struct AttentionParams {
   float scale = 0.f;    // 0: 1/sqrt(head_dim)
-  bool causal = false;  // query i attends keys j <= i + (Lk - Lq) (bottom-right aligned, as torch)
+  // Query i attends keys j <= i (top-left aligned, as torch's is_causal). Unlike torch, a
+  // mask may be combined with it: a key must pass both.
+  bool causal = false;
 };
 // q (B, H, Lq, D), k (B, Hkv, Lk, D), v (B, Hkv, Lk, Dv), H % Hkv == 0 (grouped-query);
 // mask optional, broadcastable to (B, H, Lq, Lk): bool (true = keep) or f32 (added to scores).

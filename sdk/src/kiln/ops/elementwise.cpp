@@ -1,0 +1,224 @@
+// Elementwise ops: broadcasting binary arithmetic, activations, softmax. f32 in, new contiguous
+// f32 out. Activations follow torch's definitions exactly (the formulas are torch's docs).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kiln/core/parallel.hpp"
+#include "kiln/ops/ops.hpp"
+
+namespace kiln::ops {
+
+namespace {
+
+// ~32K elements per chunk: a parallel region costs a few us, a chunk of simple float work
+// ~10 us, so tiny tensors stay on one thread.
+constexpr int64_t kGrain = 32768;
+
+enum class BinOp { add, sub, mul, div };
+
+template <BinOp O>
+inline float apply(float a, float b) {
+  if constexpr (O == BinOp::add) return a + b;
+  if constexpr (O == BinOp::sub) return a - b;
+  if constexpr (O == BinOp::mul) return a * b;
+  return a / b;
+}
+
+// True when `small` (contiguous) equals the trailing dims of `full` after dropping its own
+// leading 1s, so that broadcasting it over `full` repeats it with period small.numel().
+bool is_trailing_broadcast(const Tensor& small, const Shape& full) {
+  if (!small.is_contiguous()) return false;
+  int s = 0;
+  while (s < small.ndim() && small.size(s) == 1) ++s;
+  const int rest = small.ndim() - s;
+  if (rest > full.size()) return false;
+  for (int i = 0; i < rest; ++i)
+    if (small.size(s + i) != full[full.size() - rest + i]) return false;
+  return true;
+}
+
+template <BinOp O>
+Tensor binary(const char* op, const Tensor& a, const Tensor& b) {
+  require_cpu(op, {&a, &b});
+  require_f32(op, "a", a);
+  require_f32(op, "b", b);
+  const Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
+  Tensor out = Tensor::empty(shape, DType::f32);
+  const int64_t n = out.numel();
+  if (n == 0) return out;
+  float* po = out.mutable_data<float>();
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+
+  // Same shape, both contiguous: one flat loop.
+  if (a.shape() == shape && b.shape() == shape && a.is_contiguous() && b.is_contiguous()) {
+    parallel_for(n, kGrain, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) po[i] = apply<O>(pa[i], pb[i]);
+    });
+    return out;
+  }
+  // One operand full and contiguous, the other a contiguous trailing block (a bias (C), a
+  // scalar, a (1, L, D) embedding): the small one repeats with period p.
+  const bool a_full = a.shape() == shape && a.is_contiguous();
+  const bool b_full = b.shape() == shape && b.is_contiguous();
+  if ((a_full && is_trailing_broadcast(b, shape)) || (b_full && is_trailing_broadcast(a, shape))) {
+    const bool bias_is_b = a_full && is_trailing_broadcast(b, shape);
+    const float* full = bias_is_b ? pa : pb;
+    const float* bias = bias_is_b ? pb : pa;
+    const int64_t period = bias_is_b ? b.numel() : a.numel();
+    parallel_for(n, kGrain, [&](int64_t s, int64_t e) {
+      int64_t j = s % period;
+      for (int64_t i = s; i < e; ++i) {
+        po[i] = bias_is_b ? apply<O>(full[i], bias[j]) : apply<O>(bias[j], full[i]);
+        if (++j == period) j = 0;
+      }
+    });
+    return out;
+  }
+  // General case: both operands viewed with broadcast (stride 0) strides over `shape`; the
+  // innermost dim is the inner loop, the outer dims are walked with an index counter.
+  const Tensor ax = a.expand(shape), bx = b.expand(shape);
+  const int nd = shape.size();
+  const int64_t inner = nd ? shape[nd - 1] : 1;
+  const int64_t sa = nd ? ax.stride(nd - 1) : 0, sb = nd ? bx.stride(nd - 1) : 0;
+  const int64_t rows = n / inner;
+  parallel_for(rows, std::max<int64_t>(1, kGrain / inner), [&](int64_t r0, int64_t r1) {
+    int64_t idx[kMaxDims] = {};
+    int64_t rem = r0;
+    for (int d = nd - 2; d >= 0; --d) {
+      idx[d] = rem % shape[d];
+      rem /= shape[d];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t oa = 0, ob = 0;
+      for (int d = 0; d < nd - 1; ++d) {
+        oa += idx[d] * ax.stride(d);
+        ob += idx[d] * bx.stride(d);
+      }
+      const float* ra = pa + oa;
+      const float* rb = pb + ob;
+      float* ro = po + r * inner;
+      for (int64_t i = 0; i < inner; ++i) ro[i] = apply<O>(ra[i * sa], rb[i * sb]);
+      for (int d = nd - 2; d >= 0; --d) {  // advance the row index
+        if (++idx[d] < shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+  });
+  return out;
+}
+
+// out[i] = f(x[i]) over a contiguous copy of x.
+template <typename F>
+Tensor unary(const char* op, const Tensor& x_in, F f) {
+  require_cpu(op, {&x_in});
+  require_f32(op, "x", x_in);
+  const Tensor x = x_in.contiguous();
+  Tensor out = Tensor::empty(x.shape(), DType::f32);
+  const float* px = x.data<float>();
+  float* po = out.mutable_data<float>();
+  parallel_for(x.numel(), kGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) po[i] = f(px[i]);
+  });
+  return out;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::add>("add", a, b);
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::sub>("sub", a, b);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::mul>("mul", a, b);
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary<BinOp::div>("div", a, b);
+}
+
+Tensor scale(const Tensor& x, float alpha, float beta) {
+  return unary("scale", x, [alpha, beta](float v) { return alpha * v + beta; });
+}
+
+// torch.nn.functional.silu: x * sigmoid(x).
+Tensor silu(const Tensor& x) {
+  return unary("silu", x, [](float v) { return v / (1.f + std::exp(-v)); });
+}
+
+// torch.nn.functional.gelu: approximate='none' is x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
+// approximate='tanh' is 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+Tensor gelu(const Tensor& x, GeluApprox approx) {
+  if (approx == GeluApprox::tanh) {
+    return unary("gelu", x, [](float v) {
+      constexpr float kBeta = 0.7978845608028654f;  // sqrt(2/pi)
+      constexpr float kKappa = 0.044715f;
+      return 0.5f * v * (1.f + std::tanh(kBeta * (v + kKappa * v * v * v)));
+    });
+  }
+  return unary("gelu", x, [](float v) {
+    constexpr float kRsqrt2 = 0.7071067811865476f;
+    return 0.5f * v * (1.f + std::erf(v * kRsqrt2));
+  });
+}
+
+Tensor sigmoid(const Tensor& x) {
+  return unary("sigmoid", x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+}
+
+Tensor tanh(const Tensor& x) {
+  return unary("tanh", x, [](float v) { return std::tanh(v); });
+}
+
+// softmax along `dim`: exp(x - max) / sum, sums in double. A row of all -inf gives NaN, as in
+// torch. The tensor is viewed as (outer, n, inner); lanes of `inner` are processed together so
+// the reads along `dim` stay unit-stride when inner > 1.
+Tensor softmax(const Tensor& x_in, int dim) {
+  const char* op = "softmax";
+  require_cpu(op, {&x_in});
+  require_f32(op, "x", x_in);
+  KILN_ARG(x_in.ndim() > 0, op, "x is a 0-dim tensor; softmax needs a dim");
+  const int d = normalize_dim(dim, x_in.ndim(), op);
+  const Tensor x = x_in.contiguous();
+  Tensor out = Tensor::empty(x.shape(), DType::f32);
+  if (x.numel() == 0) return out;
+  const int64_t n = x.size(d);
+  int64_t inner = 1;
+  for (int i = d + 1; i < x.ndim(); ++i) inner *= x.size(i);
+  const int64_t outer = x.numel() / (n * inner);
+  const float* px = x.data<float>();
+  float* po = out.mutable_data<float>();
+  constexpr int64_t kLanes = 64;  // inner columns per work item
+  const int64_t lane_blocks = (inner + kLanes - 1) / kLanes;
+  parallel_for(outer * lane_blocks, std::max<int64_t>(1, kGrain / (n * std::min(inner, kLanes))),
+               [&](int64_t s, int64_t e) {
+                 float mx[kLanes];
+                 double sum[kLanes];
+                 for (int64_t item = s; item < e; ++item) {
+                   const int64_t o = item / lane_blocks, c0 = (item % lane_blocks) * kLanes;
+                   const int64_t nc = std::min(kLanes, inner - c0);
+                   const float* xs = px + o * n * inner + c0;
+                   float* os = po + o * n * inner + c0;
+                   std::fill(mx, mx + nc, -std::numeric_limits<float>::infinity());
+                   std::fill(sum, sum + nc, 0.0);
+                   for (int64_t k = 0; k < n; ++k)
+                     for (int64_t c = 0; c < nc; ++c) mx[c] = std::max(mx[c], xs[k * inner + c]);
+                   for (int64_t k = 0; k < n; ++k)
+                     for (int64_t c = 0; c < nc; ++c) {
+                       const float ev = std::exp(xs[k * inner + c] - mx[c]);
+                       os[k * inner + c] = ev;
+                       sum[c] += ev;
+                     }
+                   for (int64_t c = 0; c < nc; ++c) sum[c] = 1.0 / sum[c];
+                   for (int64_t k = 0; k < n; ++k)
+                     for (int64_t c = 0; c < nc; ++c)
+                       os[k * inner + c] = static_cast<float>(os[k * inner + c] * sum[c]);
+                 }
+               });
+  return out;
+}
+
+}  // namespace kiln::ops

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Usage: cli_test.sh KILN_BINARY TEST_DATA_DIR
+set -uo pipefail
+kiln="$1"
+data="$2"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+pass() { echo "ok   - $1"; }
+bad() { echo "FAIL - $1"; fails=$((fails + 1)); }
+
+# expect_fail NAME EXPECTED_SUBSTRING CMD...: non-zero exit and the message names the problem.
+expect_fail() {
+  local name="$1" want="$2"
+  shift 2
+  local out
+  out="$("$@" 2>&1)"
+  local rc=$?
+  if [[ $rc -ne 0 && "$out" == *"$want"* ]]; then pass "$name (exit $rc)"; else bad "$name: exit $rc, output: $out"; fi
+}
+
+# 1. info runs and names the GEMM library.
+if "$kiln" info | grep -q '^gemm='; then pass "info"; else bad "info"; fi
+
+# 2. noise: PNG with embedded parameters + latent safetensors whose values match torch.
+if "$kiln" noise --seed 42 -W 64 -H 48 -o "$tmp/n.png" --save-latent "$tmp/n.safetensors" >"$tmp/log" 2>&1; then
+  pass "noise runs"
+else
+  bad "noise: $(cat "$tmp/log")"
+fi
+if [[ "$(head -c 8 "$tmp/n.png" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]]; then pass "png signature"; else bad "png signature"; fi
+if grep -aq "kiln noise seed=42 rng=torch-cpu latent=1x4x6x8" "$tmp/n.png"; then pass "png parameters chunk"; else bad "png parameters chunk"; fi
+if "$kiln" inspect "$tmp/n.safetensors" | grep -Eq 'latent +f32 +\(1, 4, 6, 8\)'; then pass "inspect latent"; else bad "inspect latent: $("$kiln" inspect "$tmp/n.safetensors" 2>&1)"; fi
+# torch.randn(1, 4, 6, 8, generator=torch.Generator().manual_seed(42))[0, 0, 0, :3] on the CPU
+# is [1.9269153, 1.4872841, 0.9007172] (printed by the command as 'first values').
+if grep -q "first values 1.926915 1.487284 0.900717" "$tmp/log"; then pass "noise equals torch.randn"; else bad "noise values: $(cat "$tmp/log")"; fi
+
+# 3. bad input: clear error, non-zero exit, nothing at the output path.
+expect_fail "size not a multiple of 8" "multiples of 8" "$kiln" noise -W 100 -H 64 -o "$tmp/x.png"
+[[ ! -e "$tmp/x.png" ]] && pass "no partial file" || bad "partial file left"
+expect_fail "missing output dir" "does not exist" "$kiln" noise -W 64 -H 64 -o "$tmp/nodir/x.png"
+expect_fail "unknown rng" "torch-cpu" "$kiln" noise --rng mt -o "$tmp/y.png"
+expect_fail "inspect missing file" "not found" "$kiln" inspect "$tmp/none.safetensors"
+printf 'this is not a safetensors file at all' >"$tmp/text.safetensors"
+expect_fail "inspect wrong file type" "format error" "$kiln" inspect "$tmp/text.safetensors"
+head -c 100 "$tmp/n.safetensors" >"$tmp/trunc.safetensors"
+expect_fail "inspect truncated file" "format error" "$kiln" inspect "$tmp/trunc.safetensors"
+expect_fail "unknown subcommand" "" "$kiln" frobnicate
+ls -A "$tmp" | grep -q '^\.' && bad "temp files left: $(ls -A "$tmp")" || pass "no temp files left"
+
+echo "$fails failure(s)"
+exit $((fails > 0))
