@@ -32,7 +32,9 @@ class Error : public std::exception {
  public:
   Error(Status code, std::string message, std::string context = {})
       : code_(code), message_(std::move(message)), context_(std::move(context)) {
-    what_ = context_.empty() ? message_ : "[" + context_ + "] " + message_;
+    // Built with append(): GCC 12 misreports operator+ chains here under -Wrestrict.
+    if (!context_.empty()) what_.append("[").append(context_).append("] ");
+    what_.append(message_);
   }
   Status code() const noexcept { return code_; }
   const std::string& message() const noexcept { return message_; }
