@@ -1,0 +1,101 @@
+// Samplers: stateless functions sample(denoiser, x, sigmas, ctx) in k-diffusion form.
+//
+//   auto cfg   = ScheduleConfig::from_config(folder.config("scheduler"));
+//   auto kind  = sampler_from_name("dpmpp_2m");
+//   auto sched = make_schedule(cfg, schedule_from_name("karras"), timestep_rule(kind), 20);
+//   Denoiser d = wrap_model(unet_fn, cfg, sched);              // eps/v/flow -> denoised x0
+//   rng::Generator gen = rng::Generator::torch_cpu(seed);
+//   Tensor x = ops::scale(rng::randn(shape, gen), sched.init_noise_sigma);
+//   SamplerContext ctx{&gen};
+//   x = sample(kind, d, x, sched.sigmas, ctx);
+//   x = final_latents(x, sched.sigmas.back());   // only differs for DDIM with sigma_min last
+//
+// x is the VE latent x0 + sigma * eps (flow: (1 - sigma) x0 + sigma * eps); VP samplers
+// (DDIM, DPM-Solver, LCM) are written in this form too, which is the same update divided by
+// alpha = 1 / sqrt(1 + sigma^2). All history (previous denoised, step sizes) lives in locals,
+// so one Denoiser can serve concurrent requests.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kiln/core/tensor.hpp"
+#include "kiln/pipelines/samplers/schedules.hpp"
+#include "kiln/rng/generator.hpp"
+
+namespace kiln::pipelines::samplers {
+
+// The denoised estimate D(x; sigma) of the clean latent.
+using Denoiser = std::function<Tensor(const Tensor& x, float sigma)>;
+// The raw network: model input (already scaled) and timestep -> eps, v or flow velocity.
+using ModelFn = std::function<Tensor(const Tensor& x_in, float timestep)>;
+
+struct WrapOptions {
+  // LCMScheduler's consistency boundary condition: denoised = c_out * x0 + c_skip * x_vp with
+  // c_skip = sd^2 / ((t * scaling)^2 + sd^2), c_out = t * scaling / sqrt((t * scaling)^2 + sd^2),
+  // sd = 0.5. Set it for the lcm sampler (LCM-distilled models are trained with it).
+  bool lcm_boundary = false;
+};
+
+// Wraps a model into a Denoiser with diffusers' input scaling and parameterization:
+//   epsilon:  x_in = x / sqrt(sigma^2 + 1), D = x - sigma * eps
+//   v:        x_in = x / sqrt(sigma^2 + 1), D = x / (sigma^2 + 1) - sigma / sqrt(sigma^2 + 1) * v
+//   flow:     x_in = x,                     D = x - sigma * v
+// The timestep is the schedule's entry for that sigma (exact float match), else the
+// continuous diffusers _sigma_to_t (VP; used by DPM2's midpoints) or sigma * T (flow).
+Denoiser wrap_model(ModelFn model, const ScheduleConfig& cfg, const Schedule& schedule,
+                    WrapOptions opts = {});
+
+enum class SamplerKind {
+  euler,
+  euler_a,
+  heun,
+  dpm2,
+  ddim,
+  dpmpp_2m,
+  dpmpp_2m_sde,
+  dpmpp_3m_sde,
+  lcm,
+  flow_euler,
+  flow_heun,
+};
+
+struct SamplerContext {
+  rng::Generator* gen = nullptr;  // needed by the stochastic samplers (ancestral, SDE, LCM, eta>0)
+  // After each step: (steps done, total). Runs on the sampling thread.
+  std::function<void(int step, int total)> progress;
+  // After each step, with the latents at sigmas[step] and the last denoised estimate (previews).
+  std::function<void(int step, const Tensor& x, const Tensor& denoised)> on_step;
+  // Checked before every model call; when set, sampling throws kiln::Error(Status::cancelled).
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct SamplerOptions {
+  float eta = 0.f;  // DDIM: 0 = deterministic (the diffusers pipelines' default)
+};
+
+// Runs `kind` over sigmas (steps + 1 entries, descending, sigmas[0] > 0). Throws
+// invalid_argument for a bad sigma list, or a stochastic sampler without a generator.
+Tensor sample(SamplerKind kind, const Denoiser& denoiser, Tensor x, std::span<const float> sigmas,
+              SamplerContext& ctx, const SamplerOptions& opts = {});
+
+// The diffusers scheduler whose timestep rules give this sampler's default schedule.
+TimestepRule timestep_rule(SamplerKind kind);
+// Whether the sampler draws noise from ctx.gen.
+bool is_stochastic(SamplerKind kind, const SamplerOptions& opts = {});
+
+// The latents in the model's own convention: x / sqrt(sigma_last^2 + 1) for a VP model when the
+// schedule ends above zero (DDIM with set_alpha_to_one=false), else x unchanged.
+Tensor final_latents(const Tensor& x, float sigma_last, const ScheduleConfig& cfg);
+
+// Name registry: "euler", "euler_a", "heun", "dpm2", "ddim", "dpmpp_2m", "dpmpp_2m_sde",
+// "dpmpp_3m_sde", "lcm", "flow_euler", "flow_heun". Lookup throws invalid_argument listing them.
+const std::vector<std::string>& sampler_names();
+SamplerKind sampler_from_name(std::string_view name);
+const char* sampler_name(SamplerKind kind);
+
+}  // namespace kiln::pipelines::samplers
