@@ -4,30 +4,20 @@
 // 512^2 decode), and a 1x1 projection.
 #include <benchmark/benchmark.h>
 
-#include <random>
-
+#include "bench_util.hpp"
 #include "kiln/ops/ops.hpp"
 
 using namespace kiln;
 
 namespace {
 
-Tensor rand_c(const Shape& s, uint32_t seed) {
-  Tensor t = Tensor::empty(s, DType::f32);
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> d(-1, 1);
-  float* p = t.mutable_data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = d(g);
-  return t;
-}
-
 void BM_conv2d(benchmark::State& st) {
   const int64_t cin = st.range(0), cout = st.range(1), hw = st.range(2), k = st.range(3);
-  Tensor x = rand_c({1, cin, hw, hw}, 1), w = rand_c({cout, cin, k, k}, 2), b = rand_c({cout}, 3);
+  Tensor x = bench::random_tensor({1, cin, hw, hw}, 1);
+  Tensor w = bench::random_tensor({cout, cin, k, k}, 2), b = bench::random_tensor({cout}, 3);
   ops::ConvParams p = ops::ConvParams::same_pad(1, static_cast<int>(k / 2));
   for (auto _ : st) benchmark::DoNotOptimize(ops::conv(x, w, b, p));
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * cout * cin * k * k * hw * hw * st.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  bench::set_gflops(st, 2.0 * cout * cin * k * k * hw * hw);
 }
 
 }  // namespace

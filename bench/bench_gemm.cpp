@@ -3,8 +3,7 @@
 // a conv-as-GEMM 4096x640x2880, and a thin 77x768x768 text-encoder layer).
 #include <benchmark/benchmark.h>
 
-#include <random>
-
+#include "bench_util.hpp"
 #include "cpu/gemm_f32.hpp"
 #include "kiln/core/parallel.hpp"
 #include "kiln/ops/gemm.hpp"
@@ -21,18 +20,8 @@ using namespace kiln;
 
 namespace {
 
-Tensor rand_t(const Shape& s, uint32_t seed) {
-  Tensor t = Tensor::empty(s, DType::f32);
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> d(-1, 1);
-  float* p = t.mutable_data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = d(g);
-  return t;
-}
-
 void set_flops(benchmark::State& st, int64_t M, int64_t N, int64_t K) {
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  bench::set_gflops(st, 2.0 * M * N * K);
 }
 
 void BM_matmul(benchmark::State& st, ops::GemmBackend backend) {
@@ -41,7 +30,7 @@ void BM_matmul(benchmark::State& st, ops::GemmBackend backend) {
     return;
   }
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
-  Tensor a = rand_t({M, K}, 1), b = rand_t({K, N}, 2);
+  Tensor a = bench::random_tensor({M, K}, 1), b = bench::random_tensor({K, N}, 2);
   ops::GemmBackend saved = ops::gemm_backend();
   ops::set_gemm_backend(backend);
   for (auto _ : st) benchmark::DoNotOptimize(ops::matmul(a, b));
@@ -52,7 +41,8 @@ void BM_matmul(benchmark::State& st, ops::GemmBackend backend) {
 #ifdef KILN_HAVE_OPENBLAS
 void BM_raw_cblas_sgemm(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
-  Tensor a = rand_t({M, K}, 1), b = rand_t({K, N}, 2), c = Tensor::empty({M, N}, DType::f32);
+  Tensor a = bench::random_tensor({M, K}, 1), b = bench::random_tensor({K, N}, 2);
+  Tensor c = Tensor::empty({M, N}, DType::f32);
   openblas_set_num_threads(num_threads());
   for (auto _ : st) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.f, a.data<float>(), K,
@@ -66,7 +56,8 @@ void BM_raw_cblas_sgemm(benchmark::State& st) {
 #ifdef KILN_HAVE_DNNL
 void BM_raw_dnnl_sgemm(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
-  Tensor a = rand_t({M, K}, 1), b = rand_t({K, N}, 2), c = Tensor::empty({M, N}, DType::f32);
+  Tensor a = bench::random_tensor({M, K}, 1), b = bench::random_tensor({K, N}, 2);
+  Tensor c = Tensor::empty({M, N}, DType::f32);
   for (auto _ : st) {
     dnnl_sgemm('N', 'N', M, N, K, 1.f, a.data<float>(), K, b.data<float>(), N, 0.f,
                c.mutable_data<float>(), N);
@@ -79,7 +70,8 @@ void BM_raw_dnnl_sgemm(benchmark::State& st) {
 // Single-threaded packed kernel: the per-core ceiling the attention and conv tiles run at.
 void BM_kiln_sgemm_1thread(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
-  Tensor a = rand_t({M, K}, 1), b = rand_t({K, N}, 2), c = Tensor::empty({M, N}, DType::f32);
+  Tensor a = bench::random_tensor({M, K}, 1), b = bench::random_tensor({K, N}, 2);
+  Tensor c = Tensor::empty({M, N}, DType::f32);
   for (auto _ : st) {
     kernels::cpu::sgemm(false, false, M, N, K, 1.f, a.data<float>(), K, b.data<float>(), N, 0.f,
                         c.mutable_data<float>(), N);

@@ -69,23 +69,4 @@ inline ::testing::AssertionResult matches_expected(const Tensor& t, const nlohma
   return ::testing::AssertionSuccess();
 }
 
-// Runs `fn`, expects a kiln::Error with `status` whose what() contains every one of `parts`.
-template <typename F>
-::testing::AssertionResult throws_error(F&& fn, Status status, std::vector<std::string> parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    if (e.code() != status)
-      return ::testing::AssertionFailure() << "status " << status_name(e.code()) << ", expected "
-                                           << status_name(status) << ": " << e.what();
-    for (const auto& p : parts)
-      if (std::string(e.what()).find(p) == std::string::npos)
-        return ::testing::AssertionFailure() << "message lacks \"" << p << "\": " << e.what();
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "non-kiln exception: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "no exception";
-}
-
 }  // namespace kiln::test

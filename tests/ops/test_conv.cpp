@@ -15,17 +15,7 @@ namespace {
 using ops::ConvParams;
 using ops::ConvTransposeParams;
 using ops::PadMode;
-
-template <typename F>
-void expect_error(F&& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-        << "message '" << e.what() << "' lacks '" << needle << "'";
-  }
-}
+using test::expect_error;
 
 // Geometry of one case, spatial dims padded to 3 with leading 1s.
 struct Geom {
@@ -381,6 +371,17 @@ TEST(Conv, SamePad) {
   }
   EXPECT_EQ(p.groups, 4);
   EXPECT_EQ(p.pad_mode, PadMode::zeros);
+}
+
+// No input channels: every output is the empty sum plus the bias (the GEMM has K = 0).
+TEST(Conv, NoInputChannelsGivesBias) {
+  const Tensor x = Tensor::zeros({1, 0, 5, 5});
+  const Tensor w = Tensor::zeros({4, 0, 3, 3});
+  const Tensor b = Tensor::from_f32({4}, {1.f, 2.f, 3.f, 4.f});
+  const Tensor y = ops::conv(x, w, b, ConvParams{});
+  ASSERT_EQ(y.shape(), Shape({1, 4, 3, 3}));
+  const std::vector<double> v = test::to_doubles(y);
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_EQ(v[i], 1.0 + static_cast<double>(i / 9)) << i;
 }
 
 TEST(Conv, Errors) {

@@ -2,7 +2,6 @@
 // double statistics with a final f32 multiply-add, so a few f32 roundings: atol 2e-6,
 // rtol 1e-6.
 #include <cmath>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -130,15 +129,7 @@ TEST(Norm, RmsNorm) {
   }
 }
 
-void expect_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Status::invalid_argument) << e.what();
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
 
 TEST(Norm, Validation) {
   const Tensor x = test::random_tensor({2, 6, 5}, 1);

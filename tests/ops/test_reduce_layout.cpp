@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "kiln/ops/ops.hpp"
 #include "test_support.hpp"
@@ -54,6 +55,8 @@ TEST(Layout, ConcatSplitChunkRoundTrip) {
   EXPECT_EQ(ch[2].size(1), 1);
   // torch.chunk(5, 4) -> sizes 2, 2, 1 (only three chunks)
   EXPECT_EQ(ops::chunk(a, 4, 2).size(), 3u);
+  // More chunks than elements: one element each (the ceil division must not overflow).
+  EXPECT_EQ(ops::chunk(a, std::numeric_limits<int64_t>::max(), 2).size(), 5u);
   // Concat of permuted (non-contiguous) inputs.
   Tensor p = a.permute({2, 1, 0});  // (5, 3, 2)
   Tensor pp[] = {p, p};

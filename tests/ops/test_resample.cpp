@@ -16,17 +16,7 @@ namespace {
 
 using ops::InterpMode;
 using ops::PadMode;
-
-template <typename F>
-void expect_error(F&& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-        << "message '" << e.what() << "' lacks '" << needle << "'";
-  }
-}
+using test::expect_error;
 
 // ---------------------------------------------------------------- pad reference
 // One dim of torch's F.pad, written from its definition: constant reads outside -> fill;

@@ -3,7 +3,6 @@
 // apart (|cos| <= 1: atol 6e-8). apply_rope: two f32 products and a sum of O(1) values,
 // atol 3e-7.
 #include <cmath>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -129,15 +128,7 @@ TEST(Rope, Properties) {
                               test::to_doubles(x), 0, 0));
 }
 
-void expect_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Status::invalid_argument) << e.what();
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
 
 TEST(Rope, Validation) {
   const Tensor pos = Tensor::zeros({5}, DType::i64);

@@ -80,4 +80,26 @@ Diff compare(const Tensor& actual, const std::vector<double>& expected) {
          << expected[first] << "; max abs err " << d.max_abs << ", rel L2 " << d.rel_l2;
 }
 
+::testing::AssertionResult throws_error(const std::function<void()>& fn, Status status,
+                                        const std::vector<std::string>& parts) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    if (e.code() != status)
+      return ::testing::AssertionFailure() << "status " << status_name(e.code()) << ", expected "
+                                           << status_name(status) << ": " << e.what();
+    for (const auto& p : parts)
+      if (std::string(e.what()).find(p) == std::string::npos)
+        return ::testing::AssertionFailure() << "message lacks \"" << p << "\": " << e.what();
+    return ::testing::AssertionSuccess();
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << "non-kiln exception: " << e.what();
+  }
+  return ::testing::AssertionFailure() << "no exception";
+}
+
+void expect_error(const std::function<void()>& fn, const std::string& needle) {
+  EXPECT_TRUE(throws_error(fn, Status::invalid_argument, {needle}));
+}
+
 }  // namespace kiln::test

@@ -1,14 +1,17 @@
-// Shared test helpers: seeded random tensors, a double-precision comparison, fixture paths.
+// Shared test helpers: seeded random tensors, a double-precision comparison, fixture paths,
+// error expectations.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "kiln/core/error.hpp"
 #include "kiln/core/tensor.hpp"
 
 namespace kiln::test {
@@ -37,5 +40,12 @@ Diff compare(const Tensor& actual, const std::vector<double>& expected);
 // no NaN/inf where the reference has none.
 ::testing::AssertionResult all_close(const Tensor& actual, const std::vector<double>& expected,
                                      double atol, double rtol);
+
+// Runs `fn`; succeeds when it throws a kiln::Error with `status` whose what() contains every
+// one of `parts`.
+::testing::AssertionResult throws_error(const std::function<void()>& fn, Status status,
+                                        const std::vector<std::string>& parts);
+// EXPECTs that `fn` fails with an invalid_argument kiln::Error mentioning `needle`.
+void expect_error(const std::function<void()>& fn, const std::string& needle);
 
 }  // namespace kiln::test

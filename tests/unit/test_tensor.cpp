@@ -67,6 +67,24 @@ TEST(Tensor, RankAboveSixIsAnError) {
   EXPECT_THROW(t.unsqueeze(0), Error);
 }
 
+TEST(Tensor, ByteSizeOverflowIsAnError) {
+  // 2^62 f32 elements fit in int64 but need 2^64 bytes; the wrapped size must not allocate.
+  EXPECT_THROW(dtype_nbytes(DType::f32, int64_t{1} << 62), Error);
+  EXPECT_THROW(Tensor::empty({int64_t{1} << 62}, DType::f32), Error);
+  // A zero dim makes the tensor empty, but the other dims still multiply into its strides.
+  EXPECT_THROW(Tensor::empty({0, int64_t{1} << 62, int64_t{1} << 62}, DType::f32), Error);
+  EXPECT_EQ(Tensor::empty({0, 1 << 20, 1 << 20}, DType::f32).numel(), 0);
+}
+
+// Constructed before main, so before the CPU backend's first use: at exit it is destroyed after
+// any function-local static created later, and its storage must still find a live backend.
+Tensor g_tensor_in_a_static;
+
+TEST(Tensor, StaticTensorsOutliveTheBackends) {
+  g_tensor_in_a_static = Tensor::zeros({4});
+  EXPECT_EQ(g_tensor_in_a_static.numel(), 4);
+}
+
 TEST(Tensor, CastRoundTripsThroughHalfTypes) {
   Tensor t = Tensor::from_f32({4}, {1.f, -2.5f, 65504.f, 1e-8f});
   auto h = test::to_doubles(t.to(DType::f16).to(DType::f32));

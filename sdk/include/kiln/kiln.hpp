@@ -75,8 +75,12 @@ class Runtime {
   // Standard normal noise of `shape` (see kiln_noise_params for the seed conventions).
   std::vector<float> noise(std::span<const int64_t> shape, const kiln_noise_params& p) {
     int64_t n = 1;
-    for (int64_t d : shape) n = d >= 0 ? n * d : -1;
-    if (n < 0) throw Exception(KILN_ERR_INVALID_ARGUMENT, "negative dimension in noise shape");
+    for (int64_t d : shape) {
+      if (d < 0) throw Exception(KILN_ERR_INVALID_ARGUMENT, "negative dimension in noise shape");
+      if (d != 0 && n > INT64_MAX / d)
+        throw Exception(KILN_ERR_INVALID_ARGUMENT, "noise shape has too many elements");
+      n *= d;
+    }
     std::vector<float> out(static_cast<size_t>(n));
     check(kiln_noise_generate(rt_.get(), &p, shape.data(), static_cast<int>(shape.size()),
                               out.data(), out.size()));
@@ -86,9 +90,13 @@ class Runtime {
   // (C, h, w) f32 -> out_w x out_h interleaved 8-bit pixels (see kiln_image_from_tensor).
   std::vector<uint8_t> image_from_tensor(std::span<const float> data, int channels, int h, int w,
                                          float lo, float hi, int out_w, int out_h) {
-    std::vector<uint8_t> px(static_cast<size_t>(out_w) * out_h * channels);
+    // Checked before the sizes reach size_t arithmetic, where a negative one wraps to a huge
+    // allocation (std::length_error) instead of an invalid-argument status.
+    if (channels <= 0 || h <= 0 || w <= 0 || out_w <= 0 || out_h <= 0)
+      throw Exception(KILN_ERR_INVALID_ARGUMENT, "image_from_tensor: sizes must be positive");
     if (data.size() != static_cast<size_t>(channels) * h * w)
       throw Exception(KILN_ERR_INVALID_ARGUMENT, "image_from_tensor: data size does not match C*h*w");
+    std::vector<uint8_t> px(static_cast<size_t>(out_w) * out_h * channels);
     check(kiln_image_from_tensor(rt_.get(), data.data(), channels, h, w, lo, hi, out_w, out_h,
                                  px.data(), px.size()));
     return px;

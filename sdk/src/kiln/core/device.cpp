@@ -57,9 +57,12 @@ class CpuBackend final : public DeviceBackend {
 DeviceBackend& cuda_backend();  // cuda/cuda_backend.cpp or cuda/cuda_backend_stub.cpp
 
 DeviceBackend& backend_for(DeviceType t) {
-  static CpuBackend cpu;
+  // Never destroyed (nor are the CUDA ones): a tensor held by a static constructed before the
+  // first allocation is freed at exit after a destroyed backend would be gone, and would call a
+  // pure virtual through its reset vtable.
+  static CpuBackend* cpu = new CpuBackend;
   switch (t) {
-    case DeviceType::cpu: return cpu;
+    case DeviceType::cpu: return *cpu;
     case DeviceType::cuda: return cuda_backend();
   }
   fail(Status::internal, "unknown device type", "device");

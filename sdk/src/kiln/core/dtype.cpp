@@ -34,7 +34,12 @@ int64_t dtype_nbytes(DType t, int64_t numel) {
   KILN_ARG(numel >= 0, "dtype", "negative element count ", numel);
   KILN_ARG(numel % in.block_elems == 0, "dtype",
            numel, " elements is not a whole number of ", in.name, " blocks of ", in.block_elems);
-  return numel / in.block_elems * in.block_bytes;
+  const int64_t blocks = numel / in.block_elems;
+  // numel itself fits in int64, its byte size may not (2^62 f32 elements): a wrapped size would
+  // allocate a tiny buffer for a huge tensor.
+  KILN_ARG(blocks <= std::numeric_limits<int64_t>::max() / in.block_bytes, "dtype", numel, " ",
+           in.name, " elements need more than 2^63 bytes");
+  return blocks * in.block_bytes;
 }
 
 DType parse_dtype(std::string_view s) {
@@ -126,8 +131,7 @@ float f8_decode(const F8Format& fmt, uint8_t v) {
 // as reachable; anything that lands past max finite becomes the overflow code.
 uint8_t f8_encode(const F8Format& fmt, float f) {
   uint8_t sign = std::signbit(f) ? 0x80 : 0x00;
-  const uint8_t nan_code = fmt.fn ? 0x7f : 0x7f;
-  if (std::isnan(f)) return sign | nan_code;
+  if (std::isnan(f)) return sign | 0x7f;  // a NaN code in both formats
   const uint8_t overflow_code = fmt.fn ? 0x7f : 0x7c;  // NaN for e4m3fn, inf for e5m2
   float a = std::fabs(f);
   const int emin = 1 - fmt.bias;

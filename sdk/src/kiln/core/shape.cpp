@@ -52,14 +52,21 @@ std::string Dims::str() const {
 }
 
 int64_t shape_numel(const Shape& s) {
-  int64_t n = 1;
+  // The product of the non-zero dims is checked too: it is what contiguous_strides() multiplies
+  // up, so an empty (0, 2^62, 2^62) must not pass.
+  int64_t nonzero = 1;
+  bool empty = false;
   for (int i = 0; i < s.size(); ++i) {
     KILN_ARG(s[i] >= 0, "shape", "negative dimension ", s[i], " in ", s.str());
-    KILN_ARG(s[i] == 0 || n <= std::numeric_limits<int64_t>::max() / s[i], "shape",
+    if (s[i] == 0) {
+      empty = true;
+      continue;
+    }
+    KILN_ARG(nonzero <= std::numeric_limits<int64_t>::max() / s[i], "shape",
              "element count of ", s.str(), " overflows");
-    n *= s[i];
+    nonzero *= s[i];
   }
-  return n;
+  return empty ? 0 : nonzero;
 }
 
 Strides contiguous_strides(const Shape& s) {

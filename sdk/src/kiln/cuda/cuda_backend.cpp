@@ -92,8 +92,8 @@ class CudaBackend final : public DeviceBackend {
 }  // namespace
 
 DeviceBackend& cuda_backend() {
-  static CudaBackend b;
-  return b;
+  static CudaBackend* b = new CudaBackend;  // never destroyed: see backend_for()
+  return *b;
 }
 
 }  // namespace kiln

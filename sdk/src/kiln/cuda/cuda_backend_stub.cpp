@@ -30,8 +30,8 @@ class NoCudaBackend final : public DeviceBackend {
 }  // namespace
 
 DeviceBackend& cuda_backend() {
-  static NoCudaBackend b;
-  return b;
+  static NoCudaBackend* b = new NoCudaBackend;  // never destroyed: see backend_for()
+  return *b;
 }
 
 }  // namespace kiln

@@ -17,6 +17,7 @@
 #include "cpu/gemm_f32.hpp"
 #include "cpu/im2col.hpp"
 #include "kiln/core/parallel.hpp"
+#include "kiln/ops/op_util.hpp"
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::ops {
@@ -68,20 +69,6 @@ F32Buffer to_f32_buffer(const char* op, const char* arg, const Tensor& t) {
   }
   b.ptr = out;
   return b;
-}
-
-const char* pad_mode_name(PadMode m) {
-  switch (m) {
-    case PadMode::zeros:
-      return "zeros";
-    case PadMode::reflect:
-      return "reflect";
-    case PadMode::replicate:
-      return "replicate";
-    case PadMode::circular:
-      return "circular";
-  }
-  return "?";
 }
 
 // Shape checks shared by conv and conv_transpose: x (N, C, *S) f32 with 1-3 spatial dims, weight
@@ -250,7 +237,8 @@ Tensor conv(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const 
                          g.pad[0] == 0 && g.pad[1] == 0 && g.pad[2] == 0;
   const int64_t max_tile =
       pointwise ? 1024
-                : std::clamp<int64_t>(kColTileBytes / (K * 4) / 32 * 32, kMinColTile, kMaxColTile);
+                : std::clamp<int64_t>(kColTileBytes / (std::max<int64_t>(K, 1) * 4) / 32 * 32,
+                                      kMinColTile, kMaxColTile);  // K = 0: no input channels
   const int64_t tile = pick_tile(P, max_tile, N * G, 4 * num_threads());
   const int64_t tiles = (P + tile - 1) / tile;
   parallel_for(N * G * tiles, 1, [&](int64_t begin, int64_t end) {

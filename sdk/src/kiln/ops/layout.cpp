@@ -64,7 +64,7 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int dim) {
   const int d = normalize_dim(dim, x.ndim(), "chunk");
   // torch.chunk: every chunk has ceil(n / chunks) elements except the last; may return fewer.
   const int64_t n = x.size(d);
-  const int64_t each = (n + chunks - 1) / chunks;
+  const int64_t each = n / chunks + (n % chunks != 0);  // ceil; n + chunks - 1 may overflow
   std::vector<Tensor> out;
   if (n == 0) {
     for (int64_t i = 0; i < chunks; ++i) out.push_back(x.narrow(d, 0, 0));

@@ -11,25 +11,12 @@
 #include <vector>
 
 #include "kiln/core/parallel.hpp"
+#include "kiln/ops/op_util.hpp"
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::ops {
 
 namespace {
-
-const char* mode_name(PadMode m) {
-  switch (m) {
-    case PadMode::zeros:
-      return "constant";
-    case PadMode::reflect:
-      return "reflect";
-    case PadMode::replicate:
-      return "replicate";
-    case PadMode::circular:
-      return "circular";
-  }
-  return "?";
-}
 
 // Source index for output index o of one dim of size n padded by (lo, hi); -1 = the fill value.
 // reflect/replicate use the direct formulas (valid for negative pads too, as torch's kernels);
@@ -105,8 +92,9 @@ Tensor pad(const Tensor& x, std::span<const int64_t> pads, PadMode mode, float v
   if (mode != PadMode::zeros) {
     // torch: k = 1..3 padded dims on an input of k+1 (unbatched) or k+2 (batched) dims.
     const int k = npad / 2;
-    KILN_ARG(k >= 1 && k <= 3 && (nd == k + 1 || nd == k + 2), op, mode_name(mode), " padding of ",
-             k, " dims needs x with ", k + 1, " or ", k + 2, " dims, got ", x.shape().str());
+    KILN_ARG(k >= 1 && k <= 3 && (nd == k + 1 || nd == k + 2), op, pad_mode_name(mode),
+             " padding of ", k, " dims needs x with ", k + 1, " or ", k + 2, " dims, got ",
+             x.shape().str());
   }
 
   // Per-dim lo/hi (dims without a pair are unpadded) and source-offset tables.

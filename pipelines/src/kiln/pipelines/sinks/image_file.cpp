@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
 
 #include "kiln/core/error.hpp"
@@ -105,15 +106,15 @@ void write_png(const std::string& path, const ImageU8& img,
 ImageU8 read_image(const std::string& path, int channels) {
   KILN_ARG(channels >= 0 && channels <= 4, path, "cannot force ", channels, " channels");
   int w = 0, h = 0, c = 0;
-  uint8_t* data = stbi_load(path.c_str(), &w, &h, &c, channels);
-  KILN_CHECK(data, std::filesystem::exists(path) ? Status::format_error : Status::not_found, path,
+  std::unique_ptr<uint8_t, void (*)(void*)> data(stbi_load(path.c_str(), &w, &h, &c, channels),
+                                                 stbi_image_free);
+  KILN_CHECK(data != nullptr, std::filesystem::exists(path) ? Status::format_error : Status::not_found, path,
              "cannot read image: ", stbi_failure_reason());
   ImageU8 img;
   img.width = w;
   img.height = h;
   img.channels = channels ? channels : c;
-  img.pixels.assign(data, data + static_cast<size_t>(w) * h * img.channels);
-  stbi_image_free(data);
+  img.pixels.assign(data.get(), data.get() + static_cast<size_t>(w) * h * img.channels);
   return img;
 }
 
