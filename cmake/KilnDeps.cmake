@@ -64,6 +64,21 @@ if(KILN_STB)
   endif()
 endif()
 
+# ---- sentencepiece (the T5 tokenizer of SD3/Flux) ----
+option(KILN_SENTENCEPIECE "T5 tokenizer through libsentencepiece (Debian libsentencepiece-dev)" ON)
+set(KILN_HAVE_SENTENCEPIECE OFF)
+if(KILN_SENTENCEPIECE)
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(SENTENCEPIECE QUIET IMPORTED_TARGET sentencepiece)
+  endif()
+  if(SENTENCEPIECE_FOUND)
+    set(KILN_HAVE_SENTENCEPIECE ON)
+  else()
+    message(WARNING "sentencepiece not found (apt install libsentencepiece-dev): T5 tokenizer disabled")
+  endif()
+endif()
+
 # ---- header-only / test deps ----
 find_package(nlohmann_json 3 REQUIRED)
 if(KILN_APPS)
