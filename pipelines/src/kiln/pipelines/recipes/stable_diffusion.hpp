@@ -1,0 +1,61 @@
+// Stable Diffusion 1.x/2.x text-to-image over a diffusers folder (model_index.json with
+// text_encoder, tokenizer, unet, vae, scheduler), equal to diffusers' StableDiffusionPipeline
+// for the same seed, sampler and schedule.
+// Ref: diffusers src/diffusers/pipelines/stable_diffusion/pipeline_stable_diffusion.py
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "kiln/core/tensor.hpp"
+#include "kiln/pipelines/models/autoencoder_kl.hpp"
+#include "kiln/pipelines/models/clip_text.hpp"
+#include "kiln/pipelines/models/unet2d_condition.hpp"
+#include "kiln/pipelines/samplers/samplers.hpp"
+#include "kiln/pipelines/text/clip_tokenizer.hpp"
+
+namespace kiln::pipelines::recipes {
+
+struct SdRequest {
+  std::string prompt, negative_prompt;
+  int width = 0, height = 0;  // 0: unet sample_size * vae factor
+  int steps = 20;
+  float guidance_scale = 7.5f;  // <= 1 disables classifier-free guidance, as diffusers
+  uint64_t seed = 0;
+  int batch = 1;                 // images for the prompt (num_images_per_prompt)
+  std::string sampler = "euler";
+  std::string schedule = "default";  // default, karras, exponential, sgm_uniform, simple, beta
+  float eta = 0.f;                   // DDIM
+  // Per-request callbacks; all optional.
+  std::function<void(int step, int total)> progress;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+class StableDiffusion {
+ public:
+  // Opens and binds every component of the folder (throws naming the component and file).
+  static StableDiffusion load(const std::filesystem::path& folder);
+
+  // Images (batch, 3, H, W) in [-1, 1] (the VAE output, before postprocessing).
+  Tensor generate(const SdRequest& req) const;
+
+  // (B, 77, D) text states for `prompts`, as encode_prompt with clip_skip = none.
+  Tensor encode_text(const std::string& prompt) const;
+  int64_t vae_scale_factor() const { return vae_->downscale_factor(); }
+  const models::UNet2DConditionModel& unet() const { return *unet_; }
+
+ private:
+  StableDiffusion() = default;
+  // Components are immutable once bound; copies of the pipeline share them.
+  std::shared_ptr<const text::ClipTokenizer> tokenizer_;
+  std::shared_ptr<const models::ClipTextModel> text_encoder_;
+  std::shared_ptr<const models::UNet2DConditionModel> unet_;
+  std::shared_ptr<const models::AutoencoderKL> vae_;
+  samplers::ScheduleConfig schedule_cfg_;
+  int64_t sample_size_ = 64;  // unet config sample_size (latent pixels)
+};
+
+}  // namespace kiln::pipelines::recipes
