@@ -1,6 +1,5 @@
-// kiln — batch render CLI. Today: info, inspect (weight files), noise (the seeded initial
-// latent of a diffusers pipeline, as an image and a tensor). `render` arrives with the image
-// pipelines (issue 3).
+// kiln — batch render CLI: info, inspect (weight files and pipeline folders), noise (the
+// seeded initial latent of a diffusers pipeline), render (text-to-image).
 #include <cstdio>
 #include <vector>
 
@@ -23,7 +22,7 @@ Runtime make_runtime(const GlobalOptions& g) {
 int main(int argc, char** argv) {
   using namespace kiln::cli;
   CLI::App app{"kiln " KILN_VERSION_STRING
-               " — diffusion and flow-matching generation (image pipelines arrive with issue 3)"};
+               " — diffusion and flow-matching generation"};
   app.require_subcommand(1);
   GlobalOptions g;
   app.add_option("--threads", g.threads, "CPU threads (0 = all cores)")
@@ -39,6 +38,7 @@ int main(int argc, char** argv) {
   reg(add_info);
   reg(add_inspect);
   reg(add_noise);
+  reg(add_render);
   CLI11_PARSE(app, argc, argv);
   try {
     for (auto& [sub, action] : cmds)

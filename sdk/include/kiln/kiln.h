@@ -147,6 +147,63 @@ KILN_API kiln_status kiln_image_write_png(const char* path, const uint8_t* pixel
                                           int height, int channels, const char* const* text_keys,
                                           const char* const* text_values, size_t n_text);
 
+/* ---------------------------------------------------------------- models and rendering */
+/* A loaded generation pipeline: a diffusers folder (model_index.json). Immutable once loaded;
+ * several threads may render with one model concurrently, each with its own params. */
+typedef struct kiln_model kiln_model;
+
+/* The family of a diffusers folder from its model_index.json, without loading any weights:
+ * writes "sd1", "sdxl", "sd3" or "flux" into buf. KILN_ERR_UNSUPPORTED for other pipelines. */
+KILN_API kiln_status kiln_detect_family(const char* path, char* buf, size_t buf_size);
+KILN_API kiln_status kiln_model_load(kiln_runtime* rt, const char* path, kiln_model** out);
+KILN_API void kiln_model_free(kiln_model* m);
+/* "sd1", "sdxl", "sd3" or "flux"; valid while the model is loaded. */
+KILN_API const char* kiln_model_family(const kiln_model* m);
+
+typedef struct kiln_model_defaults {
+  size_t struct_size; /* sizeof(kiln_model_defaults) */
+  int width, height, steps;
+  float guidance_scale;
+  const char* sampler; /* valid while the model is loaded */
+  int size_multiple;   /* width and height must be multiples of this */
+} kiln_model_defaults;
+KILN_API kiln_status kiln_model_get_defaults(const kiln_model* m, kiln_model_defaults* out);
+
+/* NULL-terminated lists of the sampler and schedule names kiln_render_params accepts. */
+KILN_API const char* const* kiln_sampler_names(void);
+KILN_API const char* const* kiln_schedule_names(void);
+
+/* Called after each sampling step; return nonzero to cancel (kiln_render then returns
+ * KILN_ERR_CANCELLED before the next model evaluation). */
+typedef int (*kiln_progress_callback)(int step, int total, void* user_data);
+
+typedef struct kiln_render_params {
+  size_t struct_size; /* sizeof(kiln_render_params) */
+  const char* prompt;
+  const char* negative_prompt; /* NULL = "" */
+  int width, height;           /* 0 = model default */
+  int steps;                   /* 0 = model default */
+  float guidance_scale;        /* < 0 = model default; <= 1 disables classifier-free guidance */
+  uint64_t seed;
+  int batch;                   /* images for the prompt; 0 = 1 */
+  const char* sampler;         /* NULL = model default; see kiln_sampler_names() */
+  const char* schedule;        /* NULL = "default"; see kiln_schedule_names() */
+  float eta;                   /* DDIM eta */
+  kiln_progress_callback progress;
+  void* user_data;
+} kiln_render_params;
+
+KILN_API kiln_render_params kiln_render_default_params(void);
+
+/* The images of one render, 8-bit RGB, interleaved. */
+typedef struct kiln_images kiln_images;
+KILN_API kiln_status kiln_render(kiln_model* m, const kiln_render_params* params,
+                                 kiln_images** out);
+KILN_API size_t kiln_images_count(const kiln_images* images);
+KILN_API kiln_status kiln_images_get(const kiln_images* images, size_t index, int* width,
+                                     int* height, int* channels, const uint8_t** pixels);
+KILN_API void kiln_images_free(kiln_images* images);
+
 /* ---------------------------------------------------------------- tensor files */
 /* Writes f32 tensors to a .safetensors file atomically. shapes: n arrays of ndims[i] dims. */
 KILN_API kiln_status kiln_safetensors_write_f32(const char* path, size_t n, const char* const* names,

@@ -140,6 +140,57 @@ class Weights {
   std::unique_ptr<kiln_weights, detail::Deleter<kiln_weights, kiln_weights_free>> w_;
 };
 
+struct RenderedImage {
+  int width = 0, height = 0, channels = 0;
+  std::vector<uint8_t> pixels;  // interleaved 8-bit
+};
+
+inline std::string detect_family(const std::string& path) {
+  char buf[64];
+  check(kiln_detect_family(path.c_str(), buf, sizeof(buf)));
+  return buf;
+}
+
+inline std::vector<std::string> names(const char* const* list) {
+  std::vector<std::string> v;
+  for (; list && *list; ++list) v.emplace_back(*list);
+  return v;
+}
+inline std::vector<std::string> sampler_names() { return names(kiln_sampler_names()); }
+inline std::vector<std::string> schedule_names() { return names(kiln_schedule_names()); }
+
+class Model {
+ public:
+  Model(Runtime& rt, const std::string& path) {
+    kiln_model* m = nullptr;
+    check(kiln_model_load(rt.get(), path.c_str(), &m));
+    m_.reset(m);
+  }
+  std::string family() const { return kiln_model_family(m_.get()); }
+  kiln_model_defaults defaults() const {
+    kiln_model_defaults d{};
+    d.struct_size = sizeof(d);
+    check(kiln_model_get_defaults(m_.get(), &d));
+    return d;
+  }
+  // Renders with `params` (kiln_render_default_params() + fields); callbacks are in params.
+  std::vector<RenderedImage> render(const kiln_render_params& params) {
+    kiln_images* raw = nullptr;
+    check(kiln_render(m_.get(), &params, &raw));
+    std::unique_ptr<kiln_images, detail::Deleter<kiln_images, kiln_images_free>> images(raw);
+    std::vector<RenderedImage> out(kiln_images_count(raw));
+    for (size_t i = 0; i < out.size(); ++i) {
+      const uint8_t* px = nullptr;
+      check(kiln_images_get(raw, i, &out[i].width, &out[i].height, &out[i].channels, &px));
+      out[i].pixels.assign(px, px + static_cast<size_t>(out[i].width) * out[i].height * out[i].channels);
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<kiln_model, detail::Deleter<kiln_model, kiln_model_free>> m_;
+};
+
 inline void write_png(const std::string& path, std::span<const uint8_t> pixels, int width,
                       int height, int channels,
                       const std::vector<std::pair<std::string, std::string>>& text = {}) {

@@ -14,25 +14,13 @@
 #include "kiln/pipelines/models/autoencoder_kl.hpp"
 #include "kiln/pipelines/models/clip_text.hpp"
 #include "kiln/pipelines/models/unet2d_condition.hpp"
+#include "kiln/pipelines/recipes/image_request.hpp"
 #include "kiln/pipelines/samplers/samplers.hpp"
 #include "kiln/pipelines/text/clip_tokenizer.hpp"
 
 namespace kiln::pipelines::recipes {
 
-struct SdRequest {
-  std::string prompt, negative_prompt;
-  int width = 0, height = 0;  // 0: unet sample_size * vae factor
-  int steps = 20;
-  float guidance_scale = 7.5f;  // <= 1 disables classifier-free guidance, as diffusers
-  uint64_t seed = 0;
-  int batch = 1;                 // images for the prompt (num_images_per_prompt)
-  std::string sampler = "euler";
-  std::string schedule = "default";  // default, karras, exponential, sgm_uniform, simple, beta
-  float eta = 0.f;                   // DDIM
-  // Per-request callbacks; all optional.
-  std::function<void(int step, int total)> progress;
-  const std::atomic<bool>* cancel = nullptr;
-};
+using SdRequest = ImageRequest;
 
 class StableDiffusion {
  public:
@@ -45,6 +33,7 @@ class StableDiffusion {
   // (B, 77, D) text states for `prompts`, as encode_prompt with clip_skip = none.
   Tensor encode_text(const std::string& prompt) const;
   int64_t vae_scale_factor() const { return vae_->downscale_factor(); }
+  int64_t default_size() const { return sample_size_ * vae_scale_factor(); }  // pixels
   const models::UNet2DConditionModel& unet() const { return *unet_; }
 
  private:
