@@ -2,8 +2,8 @@
 // (prepare_latents: randn((batch, C, H/8, W/8), generator=torch.Generator().manual_seed(seed))),
 // written as a preview PNG and, optionally, as a safetensors tensor that can be compared with
 // diffusers directly. Until the image pipelines land (issue 3) this is the main job.
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "commands.hpp"
@@ -12,7 +12,8 @@ namespace kiln::cli {
 
 std::function<int()> add_noise(CLI::App& app, const GlobalOptions& g) {
   auto* cmd = app.add_subcommand(
-      "noise", "Sample the initial latent diffusers would start from for a seed; write a PNG preview");
+      "noise",
+      "Sample the initial latent diffusers would start from for a seed; write a PNG preview");
   struct Opts {
     uint64_t seed = 42;
     int width = 512, height = 512, channels = 4, batch = 1, factor = 8, sm_count = 132;
@@ -31,10 +32,12 @@ std::function<int()> add_noise(CLI::App& app, const GlobalOptions& g) {
   cmd->add_option("--factor", o->factor, "VAE downsampling factor")->check(CLI::IsMember({8, 16}));
   cmd->add_option("--rng", o->rng, "torch-cpu (diffusers default) or torch-cuda (GPU UIs)")
       ->check(CLI::IsMember({"torch-cpu", "torch-cuda"}));
-  cmd->add_option("--cuda-sm-count", o->sm_count, "SM count of the GPU whose torch-cuda noise to match")
+  cmd->add_option("--cuda-sm-count", o->sm_count,
+                  "SM count of the GPU whose torch-cuda noise to match")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("-o,--output", o->out, "Preview PNG path")->required();
-  cmd->add_option("--save-latent", o->latent_out, "Also write the latent as .safetensors (key 'latent')");
+  cmd->add_option("--save-latent", o->latent_out,
+                  "Also write the latent as .safetensors (key 'latent')");
   return [&g, o] {
     if (o->width % o->factor || o->height % o->factor) {
       std::fprintf(stderr, "kiln: error: --width %d and --height %d must be multiples of %d\n",
@@ -56,17 +59,20 @@ std::function<int()> add_noise(CLI::App& app, const GlobalOptions& g) {
     std::string params = "kiln noise seed=" + std::to_string(o->seed) + " rng=" + o->rng +
                          " latent=" + std::to_string(o->batch) + "x" + std::to_string(c) + "x" +
                          std::to_string(h) + "x" + std::to_string(w);
-    if (!o->latent_out.empty())
-      write_safetensors(o->latent_out, {{"latent", shape, latent}});
+    if (!o->latent_out.empty()) write_safetensors(o->latent_out, {{"latent", shape, latent}});
     write_png(o->out, px, o->width, o->height, 3, {{"parameters", params}});
     double sum = 0, sq = 0;
-    for (float v : latent) { sum += v; sq += static_cast<double>(v) * v; }
+    for (float v : latent) {
+      sum += v;
+      sq += static_cast<double>(v) * v;
+    }
     const double n = static_cast<double>(latent.size());
-    std::printf("%s\n  latent %lldx%dx%dx%d: mean %.4f, std %.4f, first values %.6f %.6f %.6f\n"
-                "  wrote %s%s%s\n",
-                params.c_str(), static_cast<long long>(o->batch), c, h, w, sum / n,
-                std::sqrt(sq / n - (sum / n) * (sum / n)), latent[0], latent[1], latent[2],
-                o->out.c_str(), o->latent_out.empty() ? "" : " and ", o->latent_out.c_str());
+    std::printf(
+        "%s\n  latent %lldx%dx%dx%d: mean %.4f, std %.4f, first values %.6f %.6f %.6f\n"
+        "  wrote %s%s%s\n",
+        params.c_str(), static_cast<long long>(o->batch), c, h, w, sum / n,
+        std::sqrt(sq / n - (sum / n) * (sum / n)), latent[0], latent[1], latent[2], o->out.c_str(),
+        o->latent_out.empty() ? "" : " and ", o->latent_out.c_str());
     return 0;
   };
 }

@@ -55,23 +55,28 @@ std::string output_path(const std::string& out, int i, int n) {
 }  // namespace
 
 std::function<int()> add_render(CLI::App& app, const GlobalOptions& g) {
-  auto* cmd = app.add_subcommand("render", "Generate images from a prompt with a diffusers pipeline folder");
+  auto* cmd = app.add_subcommand("render",
+                                 "Generate images from a prompt with a diffusers pipeline folder");
   auto o = std::make_shared<RenderOpts>();
   cmd->add_option("-m,--model", o->model, "Pipeline folder (model_index.json)")->required();
   cmd->add_option("-p,--prompt", o->prompt, "Prompt")->required();
   cmd->add_option("-n,--negative-prompt", o->negative, "Negative prompt");
   cmd->add_option("-o,--output", o->out, "Output PNG (a batch writes NAME-0.png, NAME-1.png, ...)")
       ->required();
-  cmd->add_option("-W,--width", o->width, "Width in pixels (0 = model default)")->check(CLI::Range(0, 16384));
-  cmd->add_option("-H,--height", o->height, "Height in pixels (0 = model default)")->check(CLI::Range(0, 16384));
-  cmd->add_option("--steps", o->steps, "Sampling steps (0 = model default)")->check(CLI::Range(0, 10000));
+  cmd->add_option("-W,--width", o->width, "Width in pixels (0 = model default)")
+      ->check(CLI::Range(0, 16384));
+  cmd->add_option("-H,--height", o->height, "Height in pixels (0 = model default)")
+      ->check(CLI::Range(0, 16384));
+  cmd->add_option("--steps", o->steps, "Sampling steps (0 = model default)")
+      ->check(CLI::Range(0, 10000));
   cmd->add_option("--cfg", o->cfg, "Guidance scale (<= 1 disables CFG; default: the model's)")
       ->check(CLI::Range(0.f, 100.f));
   cmd->add_option("--seed", o->seed, "Seed (torch.Generator().manual_seed convention)");
   cmd->add_option("--batch", o->batch, "Images for the prompt")->check(CLI::Range(1, 64));
   cmd->add_option("--sampler", o->sampler, "Sampler (default: the model's)")
       ->check(CLI::IsMember(sampler_names()));
-  cmd->add_option("--schedule", o->schedule, "Sigma schedule")->check(CLI::IsMember(schedule_names()));
+  cmd->add_option("--schedule", o->schedule, "Sigma schedule")
+      ->check(CLI::IsMember(schedule_names()));
   cmd->add_option("--eta", o->eta, "DDIM eta")->check(CLI::Range(0.f, 1.f));
   cmd->add_option("--progress", o->progress, "auto (bar on a terminal), bar, json or none")
       ->check(CLI::IsMember({"auto", "bar", "json", "none"}));
@@ -111,14 +116,16 @@ std::function<int()> add_render(CLI::App& app, const GlobalOptions& g) {
            << ", Schedule: " << o->schedule
            << ", CFG scale: " << (o->cfg < 0 ? d.guidance_scale : o->cfg) << ", Seed: " << o->seed
            << ", Size: " << images[0].width << "x" << images[0].height
-           << ", Model: " << std::filesystem::path(o->model).filename().string()
-           << " (" << model.family() << "), Batch: " << o->batch << ", kiln " << kiln_version();
+           << ", Model: " << std::filesystem::path(o->model).filename().string() << " ("
+           << model.family() << "), Batch: " << o->batch << ", kiln " << kiln_version();
     for (size_t i = 0; i < images.size(); ++i) {
-      const std::string path = output_path(o->out, static_cast<int>(i), static_cast<int>(images.size()));
+      const std::string path =
+          output_path(o->out, static_cast<int>(i), static_cast<int>(images.size()));
       write_png(path, images[i].pixels, images[i].width, images[i].height, images[i].channels,
                 {{"parameters", params.str()}});
       if (st.json)
-        std::fprintf(stderr, "{\"event\":\"image\",\"index\":%zu,\"path\":\"%s\"}\n", i, path.c_str());
+        std::fprintf(stderr, "{\"event\":\"image\",\"index\":%zu,\"path\":\"%s\"}\n", i,
+                     path.c_str());
       else
         std::printf("wrote %s\n", path.c_str());
     }

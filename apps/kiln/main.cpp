@@ -21,12 +21,10 @@ Runtime make_runtime(const GlobalOptions& g) {
 
 int main(int argc, char** argv) {
   using namespace kiln::cli;
-  CLI::App app{"kiln " KILN_VERSION_STRING
-               " — diffusion and flow-matching generation"};
+  CLI::App app{"kiln " KILN_VERSION_STRING " — diffusion and flow-matching generation"};
   app.require_subcommand(1);
   GlobalOptions g;
-  app.add_option("--threads", g.threads, "CPU threads (0 = all cores)")
-      ->check(CLI::Range(0, 4096));
+  app.add_option("--threads", g.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 4096));
   app.add_option("--log-level", g.log_level, "debug, info, warn, error or off")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
   std::vector<std::pair<CLI::App*, std::function<int()>>> cmds;

@@ -46,6 +46,22 @@ expect_fail "inspect wrong file type" "format error" "$kiln" inspect "$tmp/text.
 head -c 100 "$tmp/n.safetensors" >"$tmp/trunc.safetensors"
 expect_fail "inspect truncated file" "format error" "$kiln" inspect "$tmp/trunc.safetensors"
 expect_fail "unknown subcommand" "" "$kiln" frobnicate
+# 4. render: a real text-to-image run on the tiny SD1.x fixture, parameters embedded, batch naming.
+if "$kiln" render -m "$data/sd15_pipe" -p "a castle on a hill" -W 24 -H 16 --steps 3 --seed 5 \
+     --batch 2 --sampler dpmpp_2m --progress json -o "$tmp/r.png" 2>"$tmp/rlog" >/dev/null; then
+  pass "render runs"
+else
+  bad "render: $(cat "$tmp/rlog")"
+fi
+[[ -s "$tmp/r-0.png" && -s "$tmp/r-1.png" ]] && pass "render batch files" || bad "render batch files"
+grep -q '"event":"step","step":3,"total":3' "$tmp/rlog" && pass "render json progress" || bad "render json progress: $(cat "$tmp/rlog")"
+grep -aq "Steps: 3, Sampler: dpmpp_2m" "$tmp/r-0.png" && pass "render parameters chunk" || bad "render parameters chunk"
+if "$kiln" inspect "$data/sd15_pipe" | grep -q "pipeline family: sd1"; then pass "inspect pipeline folder"; else bad "inspect pipeline folder"; fi
+expect_fail "render unknown sampler" "not in" "$kiln" render -m "$data/sd15_pipe" -p x --sampler warp -o "$tmp/s.png"
+expect_fail "render size not a multiple" "multiple of 2" "$kiln" render -m "$data/sd15_pipe" -p x -W 17 -H 16 -o "$tmp/s.png"
+expect_fail "render not a pipeline" "model_index.json" "$kiln" render -m "$data/unet/sd15" -p x -o "$tmp/s.png"
+[[ ! -e "$tmp/s.png" ]] && pass "no partial render file" || bad "partial render file left"
+
 ls -A "$tmp" | grep -q '^\.' && bad "temp files left: $(ls -A "$tmp")" || pass "no temp files left"
 
 echo "$fails failure(s)"

@@ -2,6 +2,9 @@
 // as another exception type or undefined behaviour on the C++ side.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <string>
+
 #include <cstdint>
 #include <vector>
 
@@ -40,3 +43,92 @@ TEST(CppLayer, NoiseShapeErrors) {
 }
 
 }  // namespace
+
+namespace {
+std::string fixture(const char* name) {
+  const char* d = std::getenv("KILN_TEST_DATA");
+  return std::string(d ? d : "tests/data") + "/" + name;
+}
+}  // namespace
+
+TEST(CApi, RenderThroughThePublicApi) {
+  kiln::Runtime rt;
+  kiln::Model model(rt, fixture("sd15_pipe"));
+  EXPECT_EQ(model.family(), "sd1");
+  kiln_model_defaults d = model.defaults();
+  EXPECT_EQ(d.size_multiple, 2);
+  kiln_render_params p = kiln_render_default_params();
+  p.prompt = "a castle on a hill";
+  p.width = 24;
+  p.height = 16;
+  p.steps = 3;
+  p.seed = 9;
+  p.batch = 2;
+  int calls = 0;
+  p.progress = [](int step, int total, void* ud) {
+    ++*static_cast<int*>(ud);
+    return step > total ? 1 : 0;
+  };
+  p.user_data = &calls;
+  auto images = model.render(p);
+  ASSERT_EQ(images.size(), 2u);
+  EXPECT_EQ(images[0].width, 24);
+  EXPECT_EQ(images[0].height, 16);
+  EXPECT_EQ(images[0].channels, 3);
+  EXPECT_EQ(calls, 3);
+  EXPECT_NE(images[0].pixels, images[1].pixels);  // two different noises
+  // Same seed -> same pixels.
+  p.batch = 1;
+  auto again = model.render(p);
+  EXPECT_EQ(again[0].pixels, images[0].pixels);
+}
+
+TEST(CApi, RenderCancelAndBadParams) {
+  kiln::Runtime rt;
+  kiln::Model model(rt, fixture("sd15_pipe"));
+  kiln_render_params p = kiln_render_default_params();
+  p.prompt = "x";
+  p.width = p.height = 16;
+  p.steps = 4;
+  p.progress = [](int step, int, void*) { return step >= 1 ? 1 : 0; };  // cancel after step 1
+  kiln_images* out = nullptr;
+  EXPECT_EQ(kiln_render(reinterpret_cast<kiln_model*>(0), &p, &out), KILN_ERR_INVALID_ARGUMENT);
+  try {
+    model.render(p);
+    FAIL() << "expected cancellation";
+  } catch (const kiln::Exception& e) {
+    EXPECT_EQ(e.status(), KILN_ERR_CANCELLED) << e.what();
+  }
+  p.progress = nullptr;
+  p.width = 17;
+  try {
+    model.render(p);
+    FAIL() << "expected an error";
+  } catch (const kiln::Exception& e) {
+    EXPECT_EQ(e.status(), KILN_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("multiple of 2"), std::string::npos) << e.what();
+  }
+  p.width = 16;
+  p.sampler = "no_such_sampler";
+  try {
+    model.render(p);
+    FAIL() << "expected an error";
+  } catch (const kiln::Exception& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown sampler"), std::string::npos) << e.what();
+  }
+  p.sampler = nullptr;
+  p.struct_size = 8;
+  EXPECT_EQ(kiln_render(nullptr, &p, &out), KILN_ERR_INVALID_ARGUMENT);
+}
+
+TEST(CApi, DetectFamilyAndUnknownFolders) {
+  EXPECT_EQ(kiln::detect_family(fixture("sd15_pipe")), "sd1");
+  try {
+    kiln::detect_family(fixture("unet/sd15"));
+    FAIL() << "expected an error";
+  } catch (const kiln::Exception& e) {
+    EXPECT_EQ(e.status(), KILN_ERR_NOT_FOUND) << e.what();
+  }
+  EXPECT_FALSE(kiln::sampler_names().empty());
+  EXPECT_EQ(kiln::schedule_names().front(), "default");
+}
