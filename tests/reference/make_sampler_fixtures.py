@@ -37,7 +37,8 @@ import diffusers
 from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
                        EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler,
                        FlowMatchHeunDiscreteScheduler, HeunDiscreteScheduler,
-                       KDPM2DiscreteScheduler, LCMScheduler)
+                       KDPM2DiscreteScheduler, LCMScheduler, TCDScheduler,
+                       UniPCMultistepScheduler)
 from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,16 +83,21 @@ SAMPLER_CLASS = {
     "lcm": LCMScheduler,
     "flow_euler": FlowMatchEulerDiscreteScheduler,
     "flow_heun": FlowMatchHeunDiscreteScheduler,
+    "unipc": UniPCMultistepScheduler,
+    "flow_unipc": UniPCMultistepScheduler,
+    "tcd": TCDScheduler,
 }
 SAMPLER_EXTRA = {
     "dpmpp_2m": dict(algorithm_type="dpmsolver++", solver_order=2),
     "dpmpp_2m_sde": dict(algorithm_type="sde-dpmsolver++", solver_order=2),
     "dpmpp_3m_sde": dict(algorithm_type="sde-dpmsolver++", solver_order=3),
+    # UniPCMultistepScheduler's flow mode: flow sigmas shifted by flow_shift (the model config's shift).
+    "flow_unipc": dict(use_flow_sigmas=True, prediction_type="flow_prediction"),
 }
 SCHEDULE_FLAG = {"karras": "use_karras_sigmas", "exponential": "use_exponential_sigmas",
                  "beta": "use_beta_sigmas"}
 # Samplers whose diffusers scheduler works on the VP sample x_vp = x / sqrt(sigma^2 + 1).
-VP_SAMPLERS = {"ddim", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "lcm"}
+VP_SAMPLERS = {"ddim", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "lcm", "unipc", "tcd"}
 # diffusers runs these with two model calls per step (the last step one).
 SECOND_ORDER = {"heun", "dpm2", "flow_heun"}
 
@@ -104,12 +110,15 @@ def model(x_in, t):
     return torch.tanh(x_in) * c_of_t(t) + 0.1 * x_in
 
 
-def make_scheduler(sampler, config, schedule):
+def make_scheduler(sampler, config, schedule, options=None):
     cls = SAMPLER_CLASS[sampler]
     kw = {k: v for k, v in CONFIGS[config].items()}
     kw.update(SAMPLER_EXTRA.get(sampler, {}))
+    if sampler == "flow_unipc":
+        kw["flow_shift"] = kw.get("shift", 1.0)
     if schedule in SCHEDULE_FLAG:
         kw[SCHEDULE_FLAG[schedule]] = True
+    kw.update(options or {})
     accepted = set(inspect.signature(cls.__init__).parameters)
     return cls(**{k: v for k, v in kw.items() if k in accepted})
 
@@ -128,10 +137,12 @@ def flux_mu(cfg, image_seq_len):
 
 def kdiff_sigmas_and_timesteps(sampler, sched, steps):
     """The schedule in k-diffusion form: one sigma per step + the final one, one timestep per step."""
-    if sampler in ("ddim", "lcm"):
+    if sampler in ("ddim", "lcm", "tcd"):
         ts = [int(t) for t in sched.timesteps]
         sig = vp_sigmas_at(sched, ts)
-        if sampler == "ddim":
+        if sampler == "tcd":  # TCDScheduler.step: the last step goes to prev_timestep = 0
+            sig += vp_sigmas_at(sched, [0])
+        elif sampler == "ddim":
             prev = ts[-1] - sched.config.num_train_timesteps // steps
             ac = sched.alphas_cumprod[prev] if prev >= 0 else sched.final_alpha_cumprod
             sig.append(float(((1 - ac) / ac) ** 0.5))
@@ -149,7 +160,7 @@ def kdiff_sigmas_and_timesteps(sampler, sched, steps):
 
 
 def run_diffusers(sampler, config, schedule, steps, seed, inter, extra):
-    sched = make_scheduler(sampler, config, schedule)
+    sched = make_scheduler(sampler, config, schedule, extra.get("options"))
     kw = {}
     if "mu" in extra:
         kw["mu"] = extra["mu"]
@@ -162,6 +173,8 @@ def run_diffusers(sampler, config, schedule, steps, seed, inter, extra):
     step_kw = {"generator": g} if sampler in ("euler_a", "dpmpp_2m_sde", "lcm", "ddim", "euler", "flow_euler") else {}
     if sampler == "ddim":
         step_kw["eta"] = extra.get("eta", 0.0)
+    if sampler == "tcd":  # TCDScheduler.step(eta=0.3) by default (the paper's gamma)
+        step_kw = {"generator": g, "eta": extra.get("gamma", 0.3)}
     # Loop index after which the latents sit at sigmas[inter + 1].
     inter_iter = 2 * inter + 1 if sampler in SECOND_ORDER else inter
     for i, t in enumerate(sched.timesteps):
@@ -257,9 +270,9 @@ def comfy_schedule(kind, config, steps):
 CASES = []
 
 
-def case(name, sampler, config, schedule, steps, seed, **extra):
+def case(name, sampler, config, schedule, steps, seed, inter=None, **extra):
     CASES.append(dict(name=name, sampler=sampler, config=config, schedule=schedule, steps=steps,
-                      seed=seed, inter=max(0, steps // 2 - 1), **extra))
+                      seed=seed, inter=max(0, steps // 2 - 1) if inter is None else inter, **extra))
 
 
 def build_cases():
@@ -284,6 +297,30 @@ def build_cases():
     for steps in (4, 9):
         case(f"flux_flow_euler_{steps}", "flow_euler", "flux", "default", steps, 50 + steps,
              mu=mu, image_seq_len=1024)
+    # UniPC (bh2, order 2, predict_x0, lower_order_final, UniC) and its options.
+    for steps in (1, 4, 7):
+        case(f"sd15_unipc_{steps}", "unipc", "sd15", "default", steps, 60 + steps)
+    case("sd2v_unipc_10", "unipc", "sd2v", "default", 10, 71)
+    case("linear_unipc_5", "unipc", "linear", "default", 5, 72)
+    for sched in ("karras", "exponential", "beta"):
+        case(f"sdxl_{sched}_unipc_6", "unipc", "sdxl", sched, 6, 73)
+    # bh1's last step into sigma 0 is NaN in diffusers (alpha_t * B_h * pred_res = 1 * -inf * 0), so
+    # the case checks the latents before it (every bh1 step but the final x = x0 one).
+    case("sd15_unipc_bh1_6", "unipc", "sd15", "default", 6, 74, inter=4, options=dict(solver_type="bh1"))
+    case("sd15_unipc_order3_8", "unipc", "sd15", "default", 8, 75, options=dict(solver_order=3))
+    case("sd15_unipc_nocorr_6", "unipc", "sd15", "default", 6, 76,
+         options=dict(disable_corrector=[0, 2]))
+    for steps in (4, 7):
+        case(f"sd3_flow_unipc_{steps}", "flow_unipc", "sd3", "default", steps, 80 + steps)
+    case("flux_flow_unipc_6", "flow_unipc", "flux", "default", 6, 86, mu=mu, image_seq_len=1024)
+    # TCD (gamma = diffusers' step(eta=...), 0.3 by default; noise on every step but the last).
+    for steps in (1, 4, 7):
+        case(f"sd15_tcd_{steps}", "tcd", "sd15", "default", steps, 90 + steps)
+    case("sd2v_tcd_6", "tcd", "sd2v", "default", 6, 96)
+    case("sdxl_tcd_8", "tcd", "sdxl", "default", 8, 97)
+    case("linear_tcd_5", "tcd", "linear", "default", 5, 98)
+    case("sd15_tcd_g0_4", "tcd", "sd15", "default", 4, 99, gamma=0.0)
+    case("sd15_tcd_g07_5", "tcd", "sd15", "default", 5, 100, gamma=0.7)
 
 
 def main():
@@ -304,6 +341,9 @@ def main():
         tensors[f"{n}/inter"] = inter_x.float().contiguous()
         tensors[f"{n}/final"] = final.float().contiguous()
         meta[n] = {k: v for k, v in c.items() if k != "name"}
+        assert torch.isfinite(inter_x).all(), n
+        if not torch.isfinite(final).all():
+            meta[n]["final_nonfinite"] = True
     # ComfyUI-defined schedules: sigmas only (no diffusers scheduler runs them).
     for kind in ("sgm_uniform", "simple"):
         for steps in (4, 7, 10):

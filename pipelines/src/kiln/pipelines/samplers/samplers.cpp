@@ -4,6 +4,7 @@
 // (which computes them as f32 0-d tensors) to float rounding, not to the bit.
 #include "kiln/pipelines/samplers/samplers.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kiln/core/error.hpp"
@@ -244,6 +245,148 @@ Tensor sample_lcm(const Loop& L, Tensor x, std::span<const float> s) {
   return x;
 }
 
+// Solves the k x k system a z = b (row-major, k <= 3) by Gaussian elimination with partial
+// pivoting, in f64 (diffusers calls torch.linalg.solve in f32).
+std::vector<double> solve_small(std::vector<double> a, std::vector<double> b) {
+  const size_t k = b.size();
+  for (size_t c = 0; c < k; ++c) {
+    size_t piv = c;
+    for (size_t r = c + 1; r < k; ++r)
+      if (std::fabs(a[r * k + c]) > std::fabs(a[piv * k + c])) piv = r;
+    KILN_CHECK(a[piv * k + c] != 0, Status::internal, kCtx, "singular UniPC system");
+    for (size_t j = 0; j < k; ++j) std::swap(a[c * k + j], a[piv * k + j]);
+    std::swap(b[c], b[piv]);
+    for (size_t r = c + 1; r < k; ++r) {
+      const double f = a[r * k + c] / a[c * k + c];
+      for (size_t j = c; j < k; ++j) a[r * k + j] -= f * a[c * k + j];
+      b[r] -= f * b[c];
+    }
+  }
+  std::vector<double> z(k);
+  for (size_t c = k; c-- > 0;) {
+    double v = b[c];
+    for (size_t j = c + 1; j < k; ++j) v -= a[c * k + j] * z[j];
+    z[c] = v / a[c * k + c];
+  }
+  return z;
+}
+
+// UniPC's B(h) update (Zhao et al. 2023, "UniPC", Algorithms 2/3, data prediction), over the
+// latents x = alpha * x0 + sigma * eps with lambda = log(alpha / sigma): alpha = 1, sigma = the
+// VE sigma in k-diffusion form (diffusers' VP update divided by alpha, as for DPM-Solver), or
+// alpha = 1 - sigma for flow matching.
+// Ref: diffusers scheduling_unipc_multistep.py, multistep_uni_p_bh_update (predictor UniP) and
+// multistep_uni_c_bh_update (corrector UniC), predict_x0=True.
+struct UniPCStep {
+  std::span<const float> s;
+  bool flow, bh1;
+
+  double alpha(int i) const { return flow ? 1.0 - static_cast<double>(s[i]) : 1.0; }
+  double lambda(int i) const { return std::log(alpha(i)) - std::log(static_cast<double>(s[i])); }
+
+  // One step from sigma index s0 to t with the estimates m[k] at sigma index s0 - k (m[0] newest).
+  // Predictor: x is the sample at s0, model_t null. Corrector: x is the sample the last predictor
+  // started from, model_t the new estimate at t; the result replaces the sample at t.
+  Tensor update(const Tensor& x, const std::vector<Tensor>& m, int s0, int t, int order,
+                const Tensor* model_t) const {
+    // Into sigma 0 the update is x0 itself (order 1; lower_order_final keeps the order there 1,
+    // and a higher order would divide by r_k = 0 in diffusers too).
+    if (s[t] == 0.f) return m[0];
+    const double h = lambda(t) - lambda(s0);
+    std::vector<double> rks;
+    for (int k = 1; k < order; ++k) rks.push_back((lambda(s0 - k) - lambda(s0)) / h);
+    rks.push_back(1.0);
+    // b_i = i! hh phi_{i+1}(hh) / B(h), i = 1..order, hh = -h (data prediction).
+    const double hh = -h, h_phi_1 = std::expm1(hh);
+    const double B_h = bh1 ? hh : std::expm1(hh);
+    double h_phi_k = h_phi_1 / hh - 1, fact = 1;
+    std::vector<double> b;
+    for (int i = 1; i <= order; ++i) {
+      b.push_back(h_phi_k * fact / B_h);
+      fact *= i + 1;
+      h_phi_k = h_phi_k / hh - 1 / fact;
+    }
+    auto system = [&](int n) {  // R[i][k] = rks[k]^i, the leading n x n block
+      std::vector<double> a, rhs(b.begin(), b.begin() + n);
+      for (int i = 0; i < n; ++i)
+        for (int k = 0; k < n; ++k) a.push_back(std::pow(rks[static_cast<size_t>(k)], i));
+      return solve_small(std::move(a), std::move(rhs));
+    };
+    // diffusers' shortcuts: rho = 0.5 for the order-2 predictor and the order-1 corrector.
+    std::vector<double> rhos;
+    if (model_t == nullptr)
+      rhos = order == 1   ? std::vector<double>{}
+             : order == 2 ? std::vector<double>{0.5}
+                          : system(order - 1);
+    else
+      rhos = order == 1 ? std::vector<double>{0.5} : system(order);
+    const double at = alpha(t);
+    Tensor out = lin(static_cast<double>(s[t]) / s[s0], x, -at * h_phi_1, m[0]);
+    for (int k = 1; k < order; ++k)  // D1_k = (m_k - m0) / r_k
+      out =
+          axpy(out, -at * B_h * rhos[static_cast<size_t>(k - 1)] / rks[static_cast<size_t>(k - 1)],
+               ops::sub(m[static_cast<size_t>(k)], m[0]));
+    if (model_t != nullptr) out = axpy(out, -at * B_h * rhos.back(), ops::sub(*model_t, m[0]));
+    return out;
+  }
+};
+
+// Ref: diffusers UniPCMultistepScheduler.step: at step i, UniC first corrects the sample at
+// sigma_i with the new estimate (unless step i - 1 is in disable_corrector), then UniP predicts
+// sigma_{i+1} with order min(order, i + 1, n - i) (warm-up and lower_order_final).
+Tensor sample_unipc(const Loop& L, Tensor x, std::span<const float> s,
+                    const SamplerOptions::UniPC& o, bool flow) {
+  const UniPCStep u{s, flow, o.bh1};
+  std::vector<Tensor> m;  // estimates at sigma i, i - 1, ... (newest first), at most `order`
+  Tensor last_x;          // the sample the previous predictor started from
+  int last_order = 0;
+  for (int i = 0; i < L.total; ++i) {
+    Tensor den = L.denoise(x, s[i]);
+    const bool disabled = std::find(o.disable_corrector.begin(), o.disable_corrector.end(),
+                                    i - 1) != o.disable_corrector.end();
+    if (i > 0 && !disabled) x = u.update(last_x, m, i - 1, i, last_order, &den);
+    m.insert(m.begin(), den);
+    if (static_cast<int>(m.size()) > o.order) m.pop_back();
+    const int order = std::min({o.order, i + 1, L.total - i});
+    last_x = x;
+    x = u.update(x, m, i, i + 1, order, nullptr);
+    last_order = order;
+    L.done(i, x, den);
+  }
+  return x;
+}
+
+// Ref: diffusers scheduling_tcd.py TCDScheduler.step (Zheng et al. 2024, "Trajectory Consistency
+// Distillation", strategic stochastic sampling). With s = floor((1 - gamma) t_next) (f32, as
+// torch), the estimate is moved to s: x_s = D + sigma_s eps, then re-noised to t_next:
+// x_vp' = sqrt(a'/a_s) x_s_vp + sqrt(1 - a'/a_s) n, i.e. x' = x_s + sqrt(sigma'^2 - sigma_s^2) n.
+// No noise on the last step (diffusers draws none there).
+Tensor sample_tcd(const Loop& L, Tensor x, std::span<const float> s, const SamplerOptions::TCD& o) {
+  const NoiseTable& tab = *o.table;
+  const auto keep = static_cast<float>(1.0 - static_cast<double>(o.gamma));
+  // The training timestep of a sigma: exact for the table's own sigmas (the tcd schedule), else
+  // diffusers' continuous _sigma_to_t (sigmas from elsewhere, e.g. a truncated img2img list).
+  auto timestep_of = [&](float sigma) -> float {
+    if (sigma <= 0.f) return 0.f;
+    auto it = std::lower_bound(tab.sigmas.begin(), tab.sigmas.end(), sigma);
+    if (it != tab.sigmas.end() && *it == sigma) return static_cast<float>(it - tab.sigmas.begin());
+    return static_cast<float>(tab.sigma_to_t(sigma));
+  };
+  for (int i = 0; i < L.total; ++i) {
+    Tensor den = L.denoise(x, s[i]);
+    Tensor eps = ops::scale(ops::sub(x, den), 1.f / s[i]);
+    const auto ts = static_cast<size_t>(std::floor(keep * timestep_of(s[i + 1])));
+    const double sn = s[i + 1];
+    const double ss =
+        std::min(static_cast<double>(tab.sigmas[std::min(ts, tab.sigmas.size() - 1)]), sn);
+    x = axpy(den, ss, eps);
+    if (o.gamma > 0.f && i != L.total - 1)
+      x = axpy(x, std::sqrt((sn - ss) * (sn + ss)), L.noise(x));
+    L.done(i, x, den);
+  }
+  return x;
+}
+
 float vp_input_scale(float sigma) { return std::sqrt(sigma * sigma + 1.f); }
 
 }  // namespace
@@ -297,6 +440,16 @@ Tensor sample(SamplerKind kind, const Denoiser& denoiser, Tensor x, std::span<co
              kCtx, "sigmas must be finite, positive and non-increasing (sigmas[", i, "] = ",
              sigmas[i], ", sigmas[", i + 1, "] = ", sigmas[i + 1], ")");
   KILN_ARG(opts.eta >= 0.f && opts.eta <= 1.f, kCtx, "eta must be in [0, 1], got ", opts.eta);
+  if (kind == SamplerKind::unipc || kind == SamplerKind::flow_unipc)
+    KILN_ARG(opts.unipc.order >= 1 && opts.unipc.order <= 3, kCtx,
+             "UniPC order must be in [1, 3], got ", opts.unipc.order);
+  if (kind == SamplerKind::tcd) {
+    KILN_ARG(opts.tcd.gamma >= 0.f && opts.tcd.gamma <= 1.f, kCtx,
+             "TCD gamma must be in [0, 1], got ", opts.tcd.gamma);
+    KILN_ARG(
+        opts.tcd.table != nullptr && !opts.tcd.table->sigmas.empty(), kCtx,
+        "tcd needs SamplerOptions.tcd.table (NoiseTable::make of the model's scheduler config)");
+  }
   if (is_stochastic(kind, opts))
     KILN_ARG(ctx.gen != nullptr, kCtx, sampler_name(kind),
              " draws noise: SamplerContext.gen must be set");
@@ -313,6 +466,9 @@ Tensor sample(SamplerKind kind, const Denoiser& denoiser, Tensor x, std::span<co
     case SamplerKind::dpmpp_2m_sde: return sample_dpmpp_2m_sde(L, std::move(x), sigmas);
     case SamplerKind::dpmpp_3m_sde: return sample_dpmpp_3m_sde(L, std::move(x), sigmas);
     case SamplerKind::lcm: return sample_lcm(L, std::move(x), sigmas);
+    case SamplerKind::unipc: return sample_unipc(L, std::move(x), sigmas, opts.unipc, false);
+    case SamplerKind::flow_unipc: return sample_unipc(L, std::move(x), sigmas, opts.unipc, true);
+    case SamplerKind::tcd: return sample_tcd(L, std::move(x), sigmas, opts.tcd);
   }
   fail(Status::internal, "unhandled sampler", kCtx);
 }
@@ -330,6 +486,9 @@ TimestepRule timestep_rule(SamplerKind kind) {
     case SamplerKind::lcm: return TimestepRule::lcm;
     case SamplerKind::flow_euler:
     case SamplerKind::flow_heun: return TimestepRule::flow;
+    case SamplerKind::unipc: return TimestepRule::unipc;
+    case SamplerKind::flow_unipc: return TimestepRule::flow_unipc;
+    case SamplerKind::tcd: return TimestepRule::tcd;
   }
   return TimestepRule::euler;
 }
@@ -341,6 +500,7 @@ bool is_stochastic(SamplerKind kind, const SamplerOptions& opts) {
     case SamplerKind::dpmpp_3m_sde:
     case SamplerKind::lcm: return true;
     case SamplerKind::ddim: return opts.eta > 0.f;
+    case SamplerKind::tcd: return opts.tcd.gamma > 0.f;
     default: return false;
   }
 }
@@ -367,6 +527,9 @@ constexpr SamplerName kSamplerNames[] = {
     {"lcm", SamplerKind::lcm},
     {"flow_euler", SamplerKind::flow_euler},
     {"flow_heun", SamplerKind::flow_heun},
+    {"unipc", SamplerKind::unipc},
+    {"flow_unipc", SamplerKind::flow_unipc},
+    {"tcd", SamplerKind::tcd},
 };
 }  // namespace
 

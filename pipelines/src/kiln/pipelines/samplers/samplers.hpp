@@ -7,17 +7,18 @@
 //   rng::Generator gen = rng::Generator::torch_cpu(seed);
 //   Tensor x = ops::scale(rng::randn(shape, gen), sched.init_noise_sigma);
 //   SamplerContext ctx{&gen};
-//   x = sample(kind, d, x, sched.sigmas, ctx);
+//   x = sample(kind, d, x, sched.sigmas, ctx);   // tcd: pass SamplerOptions with tcd.table set
 //   x = final_latents(x, sched.sigmas.back());   // only differs for DDIM with sigma_min last
 //
 // x is the VE latent x0 + sigma * eps (flow: (1 - sigma) x0 + sigma * eps); VP samplers
-// (DDIM, DPM-Solver, LCM) are written in this form too, which is the same update divided by
-// alpha = 1 / sqrt(1 + sigma^2). All history (previous denoised, step sizes) lives in locals,
-// so one Denoiser can serve concurrent requests.
+// (DDIM, DPM-Solver, UniPC, LCM, TCD) are written in this form too, which is the same update
+// divided by alpha = 1 / sqrt(1 + sigma^2). All history (previous denoised, step sizes) lives in
+// locals, so one Denoiser can serve concurrent requests.
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -62,6 +63,9 @@ enum class SamplerKind {
   lcm,
   flow_euler,
   flow_heun,
+  unipc,       // UniPC on VP (eps / v) models, latents in k-diffusion form
+  flow_unipc,  // UniPC on flow-matching latents (diffusers' use_flow_sigmas)
+  tcd,
 };
 
 struct SamplerContext {
@@ -76,6 +80,27 @@ struct SamplerContext {
 
 struct SamplerOptions {
   float eta = 0.f;  // DDIM: 0 = deterministic (the diffusers pipelines' default)
+
+  // UniPCMultistepScheduler's options (predict_x0 and lower_order_final are always on: with the
+  // final sigma 0, diffusers' order >= 2 last step divides by zero).
+  struct UniPC {
+    int order = 2;     // solver_order, 1..3 (the corrector adds one order of accuracy)
+    bool bh1 = false;  // solver_type "bh1" (B(h) = h) instead of "bh2" (B(h) = e^h - 1)
+    // disable_corrector: step indices whose result UniC does not correct (diffusers skips the
+    // corrector in step i + 1 when i is listed).
+    std::vector<int> disable_corrector;
+  } unipc;
+
+  // TCDScheduler's options.
+  struct TCD {
+    // Stochasticity gamma (diffusers' step(eta=...), default 0.3): each step goes back to the
+    // intermediate timestep floor((1 - gamma) t_next), then re-noises to t_next. 0: deterministic.
+    // diffusers' pipelines pass their own `eta` argument (default 0), so pass eta=0.3 there.
+    float gamma = 0.3f;
+    // The model's training noise table (NoiseTable::make(cfg)): the intermediate timestep is an
+    // integer training timestep whose sigma is not in the sigma list. Required by tcd.
+    std::shared_ptr<const NoiseTable> table;
+  } tcd;
 };
 
 // Runs `kind` over sigmas (steps + 1 entries, descending, sigmas[0] > 0). Throws
@@ -93,7 +118,8 @@ bool is_stochastic(SamplerKind kind, const SamplerOptions& opts = {});
 Tensor final_latents(const Tensor& x, float sigma_last, const ScheduleConfig& cfg);
 
 // Name registry: "euler", "euler_a", "heun", "dpm2", "ddim", "dpmpp_2m", "dpmpp_2m_sde",
-// "dpmpp_3m_sde", "lcm", "flow_euler", "flow_heun". Lookup throws invalid_argument listing them.
+// "dpmpp_3m_sde", "lcm", "flow_euler", "flow_heun", "unipc", "flow_unipc", "tcd". Lookup throws
+// invalid_argument listing them.
 const std::vector<std::string>& sampler_names();
 SamplerKind sampler_from_name(std::string_view name);
 const char* sampler_name(SamplerKind kind);

@@ -157,9 +157,9 @@ float f32_sqrt_sq_plus_one(float s) { return std::sqrt(s * s + 1.f); }
 std::vector<double> vp_timesteps(const ScheduleConfig& c, TimestepRule rule, int n) {
   const int64_t T = c.num_train_timesteps;
   std::vector<double> ts;
-  if (rule == TimestepRule::dpm_solver) {
+  if (rule == TimestepRule::dpm_solver || rule == TimestepRule::unipc) {
     // DPMSolverMultistepScheduler spaces n + 1 points and drops the last (lambda_min_clipped
-    // = -inf keeps last_timestep = T).
+    // = -inf keeps last_timestep = T); UniPCMultistepScheduler.set_timesteps does the same.
     if (c.spacing == TimestepSpacing::linspace) {
       auto l = np_linspace(0, static_cast<double>(T - 1), n + 1);
       for (int i = n; i >= 1; --i) ts.push_back(np_round(l[static_cast<size_t>(i)]));
@@ -208,23 +208,23 @@ Schedule vp_schedule(const ScheduleConfig& c, ScheduleKind kind, TimestepRule ru
     }
     for (float sg : s.sigmas) {
       double t = tab.sigma_to_t(sg);
-      if (rule == TimestepRule::dpm_solver || rule == TimestepRule::kdpm2 ||
-          rule == TimestepRule::ddim || rule == TimestepRule::lcm)
-        t = np_round(t);
+      if (rule != TimestepRule::euler) t = np_round(t);
       s.timesteps.push_back(static_cast<float>(t));
     }
     s.sigmas.push_back(0.f);
-  } else if (rule == TimestepRule::ddim || rule == TimestepRule::lcm) {
+  } else if (rule == TimestepRule::ddim || rule == TimestepRule::lcm || rule == TimestepRule::tcd) {
     KILN_ARG(kind == ScheduleKind::model_default, kCtx, "schedule '", schedule_name(kind),
-             "' is not defined for DDIM/LCM timesteps; use the default schedule");
+             "' is not defined for DDIM/LCM/TCD timesteps; use the default schedule");
     std::vector<double> ts;
     if (rule == TimestepRule::ddim) {
       ts = vp_timesteps(c, rule, n);
     } else {
-      // LCMScheduler: the distillation grid k*i - 1 (i = 1..original steps), reversed, sampled
-      // at floor(linspace(0, len, n, endpoint=False)).
+      // LCMScheduler (and TCDScheduler, same code): the distillation grid k*i - 1 (i = 1..original
+      // steps), reversed, sampled at floor(linspace(0, len, n, endpoint=False)).
       const int64_t orig = c.original_inference_steps;
-      KILN_ARG(n <= orig, kCtx, "LCM allows at most original_inference_steps = ", orig,
+      KILN_ARG(orig >= 1 && orig <= T, kCtx, "original_inference_steps must be in [1, ", T,
+               "], got ", orig);
+      KILN_ARG(n <= orig, kCtx, "LCM/TCD allow at most original_inference_steps = ", orig,
                " steps, got ", n);
       const int64_t k = T / orig;
       const auto idx = np_linspace(0, static_cast<double>(orig), n, /*endpoint=*/false);
@@ -245,6 +245,10 @@ Schedule vp_schedule(const ScheduleConfig& c, ScheduleKind kind, TimestepRule ru
       const float a = prev >= 0 ? tab.alphas_cumprod[static_cast<size_t>(prev)]
                                 : (c.set_alpha_to_one ? 1.f : tab.alphas_cumprod[0]);
       last = NoiseTable::sigma_of_alpha(a);
+    } else if (rule == TimestepRule::tcd) {
+      // TCDScheduler.step: the last step's prev_timestep is 0 (not -1), so it lands on
+      // alphas_cumprod[0], whatever set_alpha_to_one says.
+      last = tab.sigmas[0];
     }
     s.sigmas.push_back(last);
   } else {
@@ -255,7 +259,7 @@ Schedule vp_schedule(const ScheduleConfig& c, ScheduleKind kind, TimestepRule ru
     if (is_converted(kind)) {
       // Euler/Heun/KDPM2 take the range of the spaced sigmas; DPM-Solver the full training range.
       double smin = sig.back(), smax = sig.front();
-      if (rule == TimestepRule::dpm_solver) {
+      if (rule == TimestepRule::dpm_solver || rule == TimestepRule::unipc) {
         smin = tab.sigmas.front();
         smax = tab.sigmas.back();
       }
@@ -263,12 +267,14 @@ Schedule vp_schedule(const ScheduleConfig& c, ScheduleKind kind, TimestepRule ru
       tsd.clear();
       for (double sg : sig) {
         double t = tab.sigma_to_t(sg);
-        const bool round = (rule == TimestepRule::kdpm2 || rule == TimestepRule::dpm_solver) &&
-                           kind == ScheduleKind::karras &&
-                           c.beta_schedule != BetaSchedule::squaredcos_cap_v2;
+        // UniPC rounds Karras timesteps whatever the beta schedule.
+        const bool round = kind == ScheduleKind::karras &&
+                           (rule == TimestepRule::unipc ||
+                            ((rule == TimestepRule::kdpm2 || rule == TimestepRule::dpm_solver) &&
+                             c.beta_schedule != BetaSchedule::squaredcos_cap_v2));
         if (round) t = np_round(t);
-        // DPM-Solver stores int64 timesteps: the cast truncates.
-        if (rule == TimestepRule::dpm_solver) t = std::trunc(t);
+        // DPM-Solver and UniPC store int64 timesteps: the cast truncates.
+        if (rule == TimestepRule::dpm_solver || rule == TimestepRule::unipc) t = std::trunc(t);
         tsd.push_back(t);
       }
     }
@@ -300,7 +306,8 @@ double flow_shift_value(const ScheduleConfig& c, double s, bool dynamic, double 
   return c.shift * s / (1 + (c.shift - 1) * s);
 }
 
-Schedule flow_schedule(const ScheduleConfig& c, ScheduleKind kind, int n, const FlowShift& f) {
+Schedule flow_schedule(const ScheduleConfig& c, ScheduleKind kind, TimestepRule rule, int n,
+                       const FlowShift& f) {
   const int64_t T = c.num_train_timesteps;
   const bool dynamic = c.use_dynamic_shifting;
   double mu = 0;
@@ -319,6 +326,21 @@ Schedule flow_schedule(const ScheduleConfig& c, ScheduleKind kind, int n, const 
   const double smax = 1.0, smin = smin_f;
   Schedule s;
   std::vector<double> sig;
+  if (rule == TimestepRule::flow_unipc && kind == ScheduleKind::model_default) {
+    // UniPCMultistepScheduler.set_timesteps with use_flow_sigmas: n of the n + 1 points
+    // linspace(1, 1/T), shifted by flow_shift (or the exponential time shift with mu); the first
+    // pulled 1e-6 below 1 (log(alpha) would be -inf there); timesteps = int64(sigma * T) in f64.
+    sig = np_linspace(1, 1 / static_cast<double>(T), n + 1);
+    sig.pop_back();
+    for (double& v : sig) v = flow_shift_value(c, v, dynamic, mu);
+    if (std::fabs(sig[0] - 1) < 1e-6) sig[0] -= 1e-6;
+    for (double v : sig) {
+      s.sigmas.push_back(static_cast<float>(v));
+      s.timesteps.push_back(static_cast<float>(std::trunc(v * static_cast<double>(T))));
+    }
+    s.sigmas.push_back(0.f);
+    return s;
+  }
   if (kind == ScheduleKind::simple || kind == ScheduleKind::sgm_uniform) {
     // ComfyUI ModelSamplingDiscreteFlow: sigma(t) = shift(t / T) over t = 1..T; simple takes
     // every (T / n)-th from the top, sgm_uniform n + 1 points evenly in t from T to 0 (last
@@ -429,11 +451,15 @@ Schedule make_schedule(const ScheduleConfig& c, ScheduleKind kind, TimestepRule 
            steps);
   KILN_ARG(c.num_train_timesteps >= 2, kCtx, "num_train_timesteps must be >= 2, got ",
            c.num_train_timesteps);
-  if (c.is_flow() || rule == TimestepRule::flow) {
+  if (c.is_flow() || rule == TimestepRule::flow || rule == TimestepRule::flow_unipc) {
     KILN_ARG(c.is_flow(), kCtx, "flow-matching samplers need a flow-matching model (the scheduler "
              "config '", c.class_name, "' is ", c.prediction == Prediction::epsilon ? "epsilon" : "v",
              "-prediction)");
-    return flow_schedule(c, kind, steps, flow);
+    KILN_ARG(rule != TimestepRule::tcd, kCtx,
+             "TCD needs an eps/v model's training noise table, not a flow-matching model");
+    KILN_ARG(rule != TimestepRule::unipc, kCtx,
+             "unipc is for eps/v models; use flow_unipc for a flow-matching model");
+    return flow_schedule(c, kind, rule, steps, flow);
   }
   KILN_ARG(steps <= c.num_train_timesteps, kCtx, "steps (", steps,
            ") exceed the model's num_train_timesteps (", c.num_train_timesteps, ")");
@@ -465,9 +491,12 @@ ScheduleConfig ScheduleConfig::from_config(const io::ComponentConfig& cfg) {
   const bool flow_class = c.class_name.rfind("FlowMatch", 0) == 0;
   const bool flow_keys = !cfg.has("beta_schedule") &&
                          (cfg.has("shift") || cfg.has("use_dynamic_shifting"));
-  if (flow_class || flow_keys) {
+  // UniPCMultistepScheduler's flow mode (e.g. Wan's configs): flow sigmas shifted by flow_shift.
+  const bool flow_sigmas = cfg.get_bool_or("use_flow_sigmas", false) ||
+                           cfg.get_string_or("prediction_type", "") == "flow_prediction";
+  if (flow_class || flow_keys || flow_sigmas) {
     c.prediction = Prediction::flow;
-    c.shift = cfg.get_float_or("shift", 1.0);
+    c.shift = cfg.get_float_or(flow_sigmas ? "flow_shift" : "shift", 1.0);
     c.use_dynamic_shifting = cfg.get_bool_or("use_dynamic_shifting", false);
     c.base_shift = cfg.get_float_or("base_shift", 0.5);
     c.max_shift = cfg.get_float_or("max_shift", 1.15);

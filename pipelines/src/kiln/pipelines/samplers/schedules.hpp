@@ -6,7 +6,8 @@
 // DDIM with set_alpha_to_one=false); timesteps[i] is what the model is called with at sigmas[i].
 // Ref: diffusers schedulers/scheduling_euler_discrete.py (set_timesteps, _sigma_to_t,
 // _convert_to_karras/_exponential/_beta), scheduling_dpmsolver_multistep.py, scheduling_ddim.py,
-// scheduling_lcm.py, scheduling_k_dpm_2_discrete.py, scheduling_flow_match_euler_discrete.py.
+// scheduling_lcm.py, scheduling_k_dpm_2_discrete.py, scheduling_flow_match_euler_discrete.py,
+// scheduling_unipc_multistep.py, scheduling_tcd.py.
 #pragma once
 
 #include <cstdint>
@@ -47,8 +48,9 @@ struct ScheduleConfig {
 
   bool is_flow() const { return prediction == Prediction::flow; }
   // Reads a scheduler_config.json. Flow schedulers are recognised by class name
-  // (FlowMatch*) or by "shift"/"use_dynamic_shifting" without betas. Unknown enum strings are a
-  // format_error naming the key and the accepted values.
+  // (FlowMatch*), by "shift"/"use_dynamic_shifting" without betas, or by UniPC's
+  // "use_flow_sigmas" / prediction_type "flow_prediction" (shift from "flow_shift"). Unknown enum
+  // strings are a format_error naming the key and the accepted values.
   static ScheduleConfig from_config(const io::ComponentConfig& cfg);
 };
 
@@ -56,8 +58,10 @@ enum class ScheduleKind { model_default, karras, exponential, sgm_uniform, simpl
 
 // Which diffusers scheduler's timestep rules make the model's default schedule (they differ:
 // Euler keeps fractional timesteps, DDIM and DPM-Solver round to integers with different
-// spacings, LCM skips over its distillation grid).
-enum class TimestepRule { euler, kdpm2, ddim, dpm_solver, lcm, flow };
+// spacings, LCM skips over its distillation grid). unipc: DPM-Solver's spacing (Karras timesteps
+// always rounded); flow_unipc: UniPC's use_flow_sigmas grid (flow models only). tcd: LCM's
+// timesteps, the last step ending at alphas_cumprod[0] instead of 0 (eps/v models only).
+enum class TimestepRule { euler, kdpm2, ddim, dpm_solver, lcm, flow, unipc, flow_unipc, tcd };
 
 struct Schedule {
   std::vector<float> sigmas;     // steps + 1
