@@ -1,0 +1,165 @@
+#include "kiln/pipelines/recipes/flux.hpp"
+
+#include <cmath>
+
+#include "kiln/io/diffusers.hpp"
+#include "kiln/ops/ops.hpp"
+#include "kiln/rng/generator.hpp"
+
+namespace kiln::pipelines::recipes {
+
+namespace {
+constexpr const char* kCtx = "flux";
+
+// Flow-matching samplers (the schedules they take: flow, or UniPC's flow sigmas).
+bool is_flow_sampler(samplers::SamplerKind kind) {
+  const samplers::TimestepRule r = samplers::timestep_rule(kind);
+  return r == samplers::TimestepRule::flow || r == samplers::TimestepRule::flow_unipc;
+}
+
+// (1, ...) -> (B, ...): num_images_per_prompt copies of one prompt's embeddings.
+Tensor repeat_batch(const Tensor& t, int64_t batch) {
+  Shape s = t.shape();
+  s[0] = batch;
+  return t.expand(s).contiguous();
+}
+}  // namespace
+
+Flux Flux::load(const std::filesystem::path& folder) {
+  io::DiffusersFolder f = io::DiffusersFolder::open(folder);
+  Flux fx;
+  fx.tokenizer_ = std::make_shared<const text::ClipTokenizer>(
+      text::ClipTokenizer::load(f.component_dir("tokenizer")));
+  fx.text_encoder_ = std::make_shared<const models::ClipTextModel>(
+      models::ClipTextModel::load(f.component_dir("text_encoder")));
+  fx.tokenizer_2_ = std::make_shared<const text::T5Tokenizer>(
+      text::T5Tokenizer::load(f.component_dir("tokenizer_2")));
+  fx.text_encoder_2_ = std::make_shared<const models::T5EncoderModel>(
+      models::T5EncoderModel::load(f.component_dir("text_encoder_2")));
+  fx.transformer_ = std::make_shared<const models::FluxTransformer2DModel>(
+      models::FluxTransformer2DModel::load(f.component_dir("transformer")));
+  fx.vae_ = std::make_shared<const models::AutoencoderKL>(
+      models::AutoencoderKL::load(f.component_dir("vae")));
+  fx.schedule_cfg_ = samplers::ScheduleConfig::from_config(f.config("scheduler"));
+
+  // The shapes the components must agree on (a mixed-up folder fails here, not mid-sampling).
+  const std::string ctx = folder.string();
+  const auto& tc = fx.transformer_->config();
+  KILN_CHECK(fx.schedule_cfg_.is_flow(), Status::format_error, ctx,
+             "the scheduler is not a flow-matching scheduler (", fx.schedule_cfg_.class_name, ")");
+  KILN_CHECK(fx.text_encoder_->config().hidden_size == tc.pooled_projection_dim,
+             Status::format_error, ctx, "text_encoder hidden_size ",
+             fx.text_encoder_->config().hidden_size,
+             " does not match the transformer's pooled_projection_dim ", tc.pooled_projection_dim);
+  KILN_CHECK(fx.text_encoder_2_->config().d_model == tc.joint_attention_dim, Status::format_error,
+             ctx, "text_encoder_2 d_model ", fx.text_encoder_2_->config().d_model,
+             " does not match the transformer's joint_attention_dim ", tc.joint_attention_dim);
+  KILN_CHECK(tc.patch_size == 1 && fx.vae_->config.latent_channels * 4 == tc.in_channels,
+             Status::format_error, ctx, "the transformer's in_channels ", tc.in_channels,
+             " (patch_size ", tc.patch_size, ") is not 4 x the vae latent_channels ",
+             fx.vae_->config.latent_channels, " (2x2-packed latents)");
+  return fx;
+}
+
+Flux::TextEmbeds Flux::encode_text(const std::string& prompt, int max_sequence_length) const {
+  KILN_ARG(max_sequence_length >= 1 && max_sequence_length <= 512, kCtx, "max_sequence_length ",
+           max_sequence_length, " out of range [1, 512]");
+  // _get_clip_prompt_embeds: pooler_output of the padded 77 tokens.
+  std::vector<std::vector<int32_t>> clip_ids{tokenizer_->encode_padded(prompt)};
+  Tensor pooled = text_encoder_->forward(clip_ids).pooled;  // (1, 768)
+  // _get_t5_prompt_embeds: last hidden state, no attention mask (padding attends, as diffusers).
+  std::vector<std::vector<int32_t>> t5_ids{
+      tokenizer_2_->encode_padded(prompt, max_sequence_length).ids};
+  return {text_encoder_2_->forward(t5_ids), pooled};  // (1, L, 4096), (1, 768)
+}
+
+samplers::Schedule Flux::flux_schedule(int steps, int64_t image_seq_len) const {
+  KILN_ARG(steps >= 1 && steps <= samplers::kMaxSteps, kCtx, "steps ", steps, " out of range [1, ",
+           samplers::kMaxSteps, "]");
+  // FluxPipeline: sigmas = np.linspace(1.0, 1 / n, n) (f64), which set_timesteps casts to f32 and
+  // shifts with NumPy float32 arithmetic (Python scalars do not widen an f32 array):
+  //   dynamic: exp(mu) / (exp(mu) + (1 / s - 1)),  static: shift * s / (1 + (shift - 1) * s).
+  // FlowMatchEulerDiscreteScheduler's own default (make_schedule) spans linspace(1, 1/1000)
+  // instead, so the two differ.
+  const auto& c = schedule_cfg_;
+  const auto em = static_cast<float>(std::exp(samplers::flow_mu(c, image_seq_len)));
+  const auto shift = static_cast<float>(c.shift), shift_m1 = static_cast<float>(c.shift - 1);
+  const double stop = 1.0 / steps, step = steps > 1 ? (stop - 1.0) / (steps - 1) : 0.0;
+  samplers::Schedule s;
+  for (int i = 0; i < steps; ++i) {
+    // np.linspace: i * step + start, the last entry set to stop exactly.
+    const double lin = (i == steps - 1 && steps > 1) ? stop : static_cast<double>(i) * step + 1.0;
+    const auto t = static_cast<float>(lin);
+    const float sigma =
+        c.use_dynamic_shifting ? em / (em + (1.f / t - 1.f)) : shift * t / (1.f + shift_m1 * t);
+    s.sigmas.push_back(sigma);
+    s.timesteps.push_back(sigma * static_cast<float>(c.num_train_timesteps));
+  }
+  s.sigmas.push_back(0.f);
+  s.init_noise_sigma = 1.f;
+  return s;
+}
+
+Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
+  KILN_ARG(req.steps >= 1 && req.steps <= samplers::kMaxSteps, kCtx, "steps ", req.steps,
+           " out of range [1, ", samplers::kMaxSteps, "]");
+  KILN_ARG(req.batch >= 1 && req.batch <= 64, kCtx, "batch ", req.batch, " out of range [1, 64]");
+  KILN_ARG(std::isfinite(req.guidance_scale), kCtx, "guidance_scale must be finite");
+  const auto& tc = transformer_->config();
+  const int64_t f = vae_->downscale_factor();
+  const int64_t width = req.width > 0 ? req.width : default_size();
+  const int64_t height = req.height > 0 ? req.height : default_size();
+  // Packing needs an even latent size; diffusers rounds down with a warning, we refuse.
+  KILN_ARG(req.width >= 0 && req.height >= 0 && width % (2 * f) == 0 && height % (2 * f) == 0, kCtx,
+           "size ", width, "x", height, " is not a multiple of 2 x the VAE factor ", f, " (", 2 * f,
+           ")");
+  const samplers::SamplerKind kind = samplers::sampler_from_name(req.sampler);
+  KILN_ARG(is_flow_sampler(kind), kCtx, "sampler \"", req.sampler,
+           "\" is not a flow-matching sampler (Flux takes flow_euler, flow_heun or flow_unipc)");
+  const samplers::ScheduleKind sched_kind = samplers::schedule_from_name(req.schedule);
+  KILN_ARG(opt.max_sequence_length >= 1 && opt.max_sequence_length <= 512, kCtx,
+           "max_sequence_length ", opt.max_sequence_length, " out of range [1, 512]");
+  const int64_t B = req.batch;
+
+  TextEmbeds te = encode_text(req.prompt, opt.max_sequence_length);
+  const Tensor states = repeat_batch(te.states, B), pooled = repeat_batch(te.pooled, B);
+  const Tensor txt_ids = models::flux::text_ids(states.size(1));  // (L, 3) zeros
+
+  // prepare_latents: (B, C, H/f, W/f) torch CPU noise, packed to (B, (H/2f)(W/2f), 4C).
+  const int64_t lh = height / f, lw = width / f;
+  rng::Generator gen = rng::Generator::torch_cpu(req.seed);
+  Tensor x = models::flux::pack_latents(rng::randn({B, tc.in_channels / 4, lh, lw}, gen));
+  const Tensor img_ids = models::flux::latent_image_ids(lh / 2, lw / 2);
+  const int64_t seq_len = x.size(1);
+
+  // FluxPipeline passes its own sigmas, except for schedulers with use_flow_sigmas (UniPC).
+  const samplers::TimestepRule rule = samplers::timestep_rule(kind);
+  samplers::Schedule sched;
+  if (sched_kind == samplers::ScheduleKind::model_default && rule == samplers::TimestepRule::flow) {
+    sched = flux_schedule(req.steps, seq_len);
+  } else {
+    samplers::FlowShift shift;
+    shift.mu = samplers::flow_mu(schedule_cfg_, seq_len);
+    sched = samplers::make_schedule(schedule_cfg_, sched_kind, rule, req.steps, shift);
+  }
+
+  // Distilled guidance: torch.full([1], guidance_scale).expand(B), only for guidance_embeds.
+  const Tensor guidance = tc.guidance_embeds ? Tensor::full({B}, req.guidance_scale) : Tensor{};
+  samplers::ModelFn model = [&](const Tensor& x_in, float t) {
+    // The pipeline passes timestep / 1000 (f32 division); the model multiplies it back.
+    Tensor ts = Tensor::full({x_in.size(0)}, t / 1000.f);
+    return transformer_->forward(x_in, states, pooled, ts, img_ids, txt_ids, guidance);
+  };
+  samplers::Denoiser denoiser = samplers::wrap_model(model, schedule_cfg_, sched);
+  samplers::SamplerContext ctx;
+  ctx.gen = &gen;
+  ctx.progress = req.progress;
+  ctx.cancel = req.cancel;
+  x = samplers::sample(kind, denoiser, x, sched.sigmas, ctx);
+  x = samplers::final_latents(x, sched.sigmas.back(), schedule_cfg_);
+  // _unpack_latents, latents / scaling_factor + shift_factor -> decode
+  Tensor latents = models::flux::unpack_latents(x, height, width, f);
+  return vae_->decode(vae_->from_latent(latents));
+}
+
+}  // namespace kiln::pipelines::recipes

@@ -1,0 +1,156 @@
+// End to end: kiln's Stable Diffusion 3 text-to-image against the images diffusers'
+// StableDiffusion3Pipeline produced from the same tiny SD3.5-architecture folder, seed, steps
+// and FlowMatchEulerDiscreteScheduler (tests/reference/make_sd3_pipeline_fixtures.py).
+// The bar: PSNR >= 40 dB in f32.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "kiln/io/safetensors.hpp"
+#include "kiln/ops/ops.hpp"
+#include "kiln/pipelines/recipes/stable_diffusion3.hpp"
+#include "test_support.hpp"
+
+using namespace kiln;
+using kiln::pipelines::recipes::ImageRequest;
+using kiln::pipelines::recipes::Sd3Options;
+using kiln::pipelines::recipes::StableDiffusion3;
+
+namespace {
+
+// (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) in [0, 1], diffusers' postprocess before uint8.
+Tensor postprocess(const Tensor& img) {
+  Tensor x = ops::scale(img, 0.5f, 0.5f);
+  Tensor hwc = x.permute({0, 2, 3, 1}).contiguous();
+  float* p = hwc.mutable_data<float>();
+  for (int64_t i = 0; i < hwc.numel(); ++i) p[i] = std::fmin(std::fmax(p[i], 0.f), 1.f);
+  return hwc;
+}
+
+double psnr(const Tensor& a, const Tensor& b) {
+  auto x = test::to_doubles(a), y = test::to_doubles(b);
+  double mse = 0;
+  for (size_t i = 0; i < x.size(); ++i) mse += (x[i] - y[i]) * (x[i] - y[i]);
+  mse /= static_cast<double>(x.size());
+  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
+}
+
+// A copy of the fixture folder, optionally edited; removed with the TempDir.
+std::filesystem::path copy_pipe(const test::TempDir& tmp) {
+  const auto dst = tmp.path / "sd3_pipe";
+  std::filesystem::copy(test::data_dir() / "sd3_pipe", dst,
+                        std::filesystem::copy_options::recursive);
+  return dst;
+}
+
+// The "no T5" layout: text_encoder_3 / tokenizer_3 listed as [null, null] in model_index.json.
+void drop_t5(const std::filesystem::path& dir) {
+  const auto index = dir / "model_index.json";
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(index));
+  j["text_encoder_3"] = {nullptr, nullptr};
+  j["tokenizer_3"] = {nullptr, nullptr};
+  std::ofstream(index) << j.dump(2);
+}
+
+}  // namespace
+
+TEST(StableDiffusion3, MatchesDiffusersEndToEnd) {
+  const auto dir = test::data_dir();
+  test::TempDir tmp;
+  const auto no_t5_dir = copy_pipe(tmp);
+  drop_t5(no_t5_dir);
+  StableDiffusion3 with_t5 = StableDiffusion3::load(dir / "sd3_pipe");
+  StableDiffusion3 without_t5 = StableDiffusion3::load(no_t5_dir);
+  EXPECT_EQ(with_t5.default_size(), 32);  // sample_size 16 x vae factor 2
+  EXPECT_EQ(with_t5.size_multiple(), 4);  // vae factor 2 x patch 2
+  EXPECT_TRUE(with_t5.has_t5());
+  EXPECT_FALSE(without_t5.has_t5());
+  auto goldens = io::SafetensorsFile::open(dir / "sd3_pipe.goldens.safetensors");
+  auto cases = nlohmann::json::parse(goldens->metadata().at("cases"));
+  ASSERT_GE(cases.size(), 4u);
+  for (const auto& c : cases) {
+    ImageRequest req;
+    Sd3Options opt;
+    req.prompt = c["prompt"];
+    req.negative_prompt = c["negative_prompt"];
+    req.width = c["width"];
+    req.height = c["height"];
+    req.steps = c["steps"];
+    req.guidance_scale = c["guidance_scale"];
+    req.seed = c["seed"];
+    req.batch = c["batch"];
+    opt.max_sequence_length = c["max_sequence_length"];
+    req.sampler = c["sampler"];
+    int calls = 0;
+    req.progress = [&](int, int) { ++calls; };
+    const StableDiffusion3& sd = c["t5"].get<bool>() ? with_t5 : without_t5;
+    Tensor img = postprocess(sd.generate(req, opt));
+    Tensor want = goldens->get(std::string(c["name"]) + ".image");
+    ASSERT_EQ(img.shape(), want.shape()) << c["name"];
+    const double p = psnr(img, want);
+    EXPECT_GE(p, 40.0) << c["name"];
+    EXPECT_EQ(calls, req.steps);
+    std::printf("%-16s %-10s PSNR %.1f dB\n", std::string(c["name"]).c_str(), req.sampler.c_str(),
+                p);
+  }
+}
+
+TEST(StableDiffusion3, TextEmbeddingsLayout) {
+  StableDiffusion3 sd = StableDiffusion3::load(test::data_dir() / "sd3_pipe");
+  auto e = sd.encode_text("a red cube", 20);
+  const auto& tc = sd.transformer().config();
+  EXPECT_EQ(e.states.shape(), (Shape{1, 77 + 20, tc.joint_attention_dim}));
+  EXPECT_EQ(e.pooled.shape(), (Shape{1, tc.pooled_projection_dim}));
+  // The CLIP part is zero-padded from 16 + 16 channels to the T5 width (48).
+  Tensor pad = e.states.narrow(1, 0, 77).narrow(2, 32, tc.joint_attention_dim - 32).contiguous();
+  for (double v : test::to_doubles(pad)) ASSERT_EQ(v, 0.0);
+}
+
+TEST(StableDiffusion3, BadRequestsAreClearErrors) {
+  StableDiffusion3 sd = StableDiffusion3::load(test::data_dir() / "sd3_pipe");
+  ImageRequest req;
+  Sd3Options opt;
+  req.width = 34;  // a multiple of the VAE factor (2) but not of factor x patch (4)
+  req.height = 32;
+  req.steps = 2;
+  test::expect_error([&] { sd.generate(req, opt); }, "multiple of the VAE factor");
+  req.width = 32;
+  req.sampler = "warp_drive";
+  test::expect_error([&] { sd.generate(req, opt); }, "unknown sampler");
+  req.sampler = "dpmpp_2m";
+  test::expect_error([&] { sd.generate(req, opt); }, "not a flow-matching sampler");
+  req.sampler = "flow_euler";
+  req.schedule = "zigzag";
+  test::expect_error([&] { sd.generate(req, opt); }, "zigzag");
+  req.schedule = "default";
+  opt.max_sequence_length = 513;
+  test::expect_error([&] { sd.generate(req, opt); }, "max_sequence_length 513");
+  opt.max_sequence_length = 16;
+  req.steps = 0;
+  test::expect_error([&] { sd.generate(req, opt); }, "steps 0");
+  std::atomic<bool> cancel{true};
+  req.steps = 2;
+  req.cancel = &cancel;
+  try {
+    sd.generate(req, opt);
+    FAIL() << "expected cancellation";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Status::cancelled);
+  }
+}
+
+TEST(StableDiffusion3, MissingComponentNamesIt) {
+  for (const char* component : {"transformer", "text_encoder_2", "tokenizer_3"}) {
+    test::TempDir tmp;
+    const auto dir = copy_pipe(tmp);
+    std::filesystem::remove_all(dir / component);
+    try {
+      StableDiffusion3::load(dir);
+      ADD_FAILURE() << "expected an error without " << component;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(component), std::string::npos) << e.what();
+    }
+  }
+}
