@@ -2,6 +2,7 @@
 
 #include "kiln/io/diffusers.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion.hpp"
+#include "kiln/pipelines/recipes/stable_diffusion_xl.hpp"
 
 namespace kiln::pipelines {
 
@@ -30,12 +31,35 @@ class Sd1Pipeline final : public ImagePipeline {
   recipes::StableDiffusion sd_;
 };
 
+class SdxlPipeline final : public ImagePipeline {
+ public:
+  explicit SdxlPipeline(const std::filesystem::path& folder)
+      : xl_(recipes::StableDiffusionXL::load(folder)) {}
+  const std::string& family() const override {
+    static const std::string name = "sdxl";
+    return name;
+  }
+  ImageDefaults defaults() const override {
+    ImageDefaults d;
+    d.width = d.height = static_cast<int>(xl_.default_size());  // 1024 for SDXL base
+    d.size_multiple = static_cast<int>(xl_.vae_scale_factor());
+    d.steps = 30;  // kiln's default (diffusers: 50)
+    d.guidance_scale = 5.0f;
+    d.sampler = "euler";
+    return d;
+  }
+  Tensor generate(const recipes::ImageRequest& req) const override { return xl_.generate(req); }
+
+ private:
+  recipes::StableDiffusionXL xl_;
+};
+
 }  // namespace
 
 const std::vector<FamilyInfo>& families() {
   static const std::vector<FamilyInfo> f = {
       {"sd1", "StableDiffusionPipeline", true},
-      {"sdxl", "StableDiffusionXLPipeline", false},
+      {"sdxl", "StableDiffusionXLPipeline", true},
       {"sd3", "StableDiffusion3Pipeline", false},
       {"flux", "FluxPipeline", false},
   };
@@ -56,6 +80,7 @@ const FamilyInfo& detect_family(const std::filesystem::path& folder) {
 std::unique_ptr<ImagePipeline> load_image_pipeline(const std::filesystem::path& folder) {
   const FamilyInfo& fam = detect_family(folder);
   if (fam.name == "sd1") return std::make_unique<Sd1Pipeline>(folder);
+  if (fam.name == "sdxl") return std::make_unique<SdxlPipeline>(folder);
   fail(Status::unsupported,
        str("generation with ", fam.pipeline_class, " (", fam.name,
            ") is not implemented yet; its components load and run individually"),

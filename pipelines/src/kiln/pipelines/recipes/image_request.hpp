@@ -8,6 +8,8 @@
 #include <functional>
 #include <string>
 
+#include "kiln/core/tensor.hpp"
+
 namespace kiln::pipelines::recipes {
 
 struct ImageRequest {
@@ -20,6 +22,16 @@ struct ImageRequest {
   std::string sampler = "euler";
   std::string schedule = "default";  // default, karras, exponential, sgm_uniform, simple, beta
   float eta = 0.f;                   // DDIM
+  // Image-to-image (optional): (1 or batch, 3, H, W) f32 in [-1, 1]. The output takes its size;
+  // width/height, when set, must equal it. Ref: diffusers StableDiffusionImg2ImgPipeline.
+  Tensor init_image;
+  // Share of the schedule that is run on the noised init image, in (0, 1]: the first
+  // steps - int(steps * strength) steps are skipped (diffusers' get_timesteps; a double so that
+  // int(steps * strength) rounds as Python does). diffusers' defaults: img2img 0.8, inpaint 1.0.
+  double strength = 0.8;
+  // Inpainting (optional, needs init_image): (1, 1, H, W) f32 in [0, 1]; >= 0.5 is repainted
+  // (diffusers binarizes at 0.5). Ref: diffusers StableDiffusionInpaintPipeline.
+  Tensor mask;
   std::function<void(int step, int total)> progress;  // optional
   const std::atomic<bool>* cancel = nullptr;          // optional; set -> Status::cancelled
 };

@@ -1,7 +1,10 @@
 // Stable Diffusion 1.x/2.x text-to-image over a diffusers folder (model_index.json with
 // text_encoder, tokenizer, unet, vae, scheduler), equal to diffusers' StableDiffusionPipeline
-// for the same seed, sampler and schedule.
-// Ref: diffusers src/diffusers/pipelines/stable_diffusion/pipeline_stable_diffusion.py
+// for the same seed, sampler and schedule; with ImageRequest.init_image (+ strength) to its
+// StableDiffusionImg2ImgPipeline, with a mask too to StableDiffusionInpaintPipeline (9-channel
+// inpainting U-Nets, or 4-channel ones with the per-step blend; see sd_common.hpp).
+// Ref: diffusers src/diffusers/pipelines/stable_diffusion/pipeline_stable_diffusion.py,
+//      pipeline_stable_diffusion_img2img.py, pipeline_stable_diffusion_inpaint.py
 #pragma once
 
 #include <atomic>
@@ -27,7 +30,8 @@ class StableDiffusion {
   // Opens and binds every component of the folder (throws naming the component and file).
   static StableDiffusion load(const std::filesystem::path& folder);
 
-  // Images (batch, 3, H, W) in [-1, 1] (the VAE output, before postprocessing).
+  // Images (batch, 3, H, W) in [-1, 1] (the VAE output, before postprocessing). Bad requests
+  // (sizes, strength, mask, a mask-less request to an inpainting model) throw invalid_argument.
   Tensor generate(const SdRequest& req) const;
 
   // (B, 77, D) text states for `prompts`, as encode_prompt with clip_skip = none.

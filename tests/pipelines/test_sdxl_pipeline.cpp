@@ -1,0 +1,129 @@
+// End to end: kiln's Stable Diffusion XL against the images diffusers' StableDiffusionXLPipeline
+// (and its Img2Img / Inpaint pipelines) produced from the same tiny folder, seed, sampler and
+// steps (tests/reference/make_sdxl_pipeline_fixtures.py). The bar: PSNR >= 40 dB in f32.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "kiln/io/safetensors.hpp"
+#include "kiln/ops/ops.hpp"
+#include "kiln/pipelines/recipes/stable_diffusion_xl.hpp"
+#include "kiln/pipelines/registry.hpp"
+#include "test_support.hpp"
+
+using namespace kiln;
+using kiln::pipelines::recipes::ImageRequest;
+using kiln::pipelines::recipes::StableDiffusionXL;
+
+namespace {
+
+// (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) in [0, 1], diffusers' postprocess before uint8.
+Tensor postprocess(const Tensor& img) {
+  Tensor hwc = ops::scale(img, 0.5f, 0.5f).permute({0, 2, 3, 1}).contiguous();
+  float* p = hwc.mutable_data<float>();
+  for (int64_t i = 0; i < hwc.numel(); ++i) p[i] = std::fmin(std::fmax(p[i], 0.f), 1.f);
+  return hwc;
+}
+
+double psnr(const Tensor& a, const Tensor& b) {
+  auto x = test::to_doubles(a), y = test::to_doubles(b);
+  double mse = 0;
+  for (size_t i = 0; i < x.size(); ++i) mse += (x[i] - y[i]) * (x[i] - y[i]);
+  mse /= static_cast<double>(x.size());
+  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
+}
+
+const char* sampler_for(const std::string& scheduler_class) {
+  if (scheduler_class == "EulerDiscreteScheduler") return "euler";
+  if (scheduler_class == "EulerAncestralDiscreteScheduler") return "euler_a";
+  if (scheduler_class == "DPMSolverMultistepScheduler") return "dpmpp_2m";
+  return "unknown";
+}
+
+}  // namespace
+
+TEST(StableDiffusionXL, MatchesDiffusersEndToEnd) {
+  const auto dir = test::data_dir();
+  StableDiffusionXL xl = StableDiffusionXL::load(dir / "sdxl_pipe");
+  EXPECT_TRUE(xl.force_zeros_for_empty_prompt());
+  auto goldens = io::SafetensorsFile::open(dir / "sdxl_pipe.goldens.safetensors");
+  auto cases = nlohmann::json::parse(goldens->metadata().at("cases"));
+  ASSERT_GE(cases.size(), 5u);
+  for (const auto& c : cases) {
+    const std::string name = c["name"];
+    ImageRequest req;
+    req.prompt = c["prompt"];
+    req.negative_prompt = c["negative_prompt"];
+    req.steps = c["steps"];
+    req.guidance_scale = c["guidance_scale"];
+    req.seed = c["seed"];
+    req.batch = c["batch"];
+    req.sampler = sampler_for(c["scheduler"]);
+    if (c["strength"].is_null()) {
+      req.width = c["width"];
+      req.height = c["height"];
+    } else {  // img2img: the size comes from the image
+      req.init_image = goldens->get(name + ".init_image");
+      req.strength = c["strength"];
+      if (name.starts_with("inpaint")) req.mask = goldens->get(name + ".mask");
+    }
+    int calls = 0;
+    req.progress = [&](int, int) { ++calls; };
+    Tensor img = postprocess(xl.generate(req));
+    Tensor want = goldens->get(name + ".image");
+    ASSERT_EQ(img.shape(), want.shape()) << name;
+    const double p = psnr(img, want);
+    EXPECT_GE(p, 40.0) << name << " (" << req.sampler << ")";
+    EXPECT_GT(calls, 0);
+    std::printf("%-16s %-9s batch %d PSNR %.1f dB\n", name.c_str(), req.sampler.c_str(), req.batch,
+                p);
+  }
+}
+
+TEST(StableDiffusionXL, RegistryLoadsIt) {
+  auto pipe = pipelines::load_image_pipeline(test::data_dir() / "sdxl_pipe");
+  EXPECT_EQ(pipe->family(), "sdxl");
+  const auto d = pipe->defaults();
+  EXPECT_EQ(d.width, 32);  // unet sample_size 16 x vae factor 2
+  EXPECT_EQ(d.size_multiple, 2);
+  ImageRequest req;
+  req.steps = 1;
+  req.guidance_scale = 1.f;
+  Tensor img = pipe->generate(req);
+  EXPECT_EQ(img.shape(), Shape({1, 3, 32, 32}));
+}
+
+TEST(StableDiffusionXL, BadRequestsAreClearErrors) {
+  StableDiffusionXL xl = StableDiffusionXL::load(test::data_dir() / "sdxl_pipe");
+  ImageRequest req;
+  req.steps = 2;
+  req.width = 33;
+  req.height = 32;
+  test::expect_error([&] { xl.generate(req); }, "multiple of the VAE factor");
+  req.width = 32;
+  req.init_image = Tensor::zeros({1, 3, 32, 40});
+  test::expect_error([&] { xl.generate(req); }, "init_image is 40x32");
+  req.width = 0;
+  req.height = 0;
+  req.strength = 1.5;
+  test::expect_error([&] { xl.generate(req); }, "strength 1.5 out of range");
+  req.strength = 0.8;
+  req.mask = Tensor::zeros({1, 1, 32, 32});
+  test::expect_error([&] { xl.generate(req); }, "mask must be f32 (1, 1, 32, 40)");
+}
+
+TEST(StableDiffusionXL, MismatchedEncoderIsFormatError) {
+  test::TempDir tmp;
+  std::filesystem::copy(test::data_dir() / "sdxl_pipe", tmp.path / "p",
+                        std::filesystem::copy_options::recursive);
+  // text_encoder (32 wide) in place of text_encoder_2 (16): cross_attention_dim no longer adds up.
+  std::filesystem::remove_all(tmp.path / "p" / "text_encoder_2");
+  std::filesystem::copy(tmp.path / "p" / "text_encoder", tmp.path / "p" / "text_encoder_2");
+  try {
+    StableDiffusionXL::load(tmp.path / "p");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Status::format_error) << e.what();
+  }
+}
