@@ -1,90 +1,136 @@
 #include "kiln/pipelines/registry.hpp"
 
+#include <functional>
+
 #include "kiln/io/diffusers.hpp"
+#include "kiln/pipelines/recipes/flux.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion.hpp"
+#include "kiln/pipelines/recipes/stable_diffusion3.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion_xl.hpp"
 
 namespace kiln::pipelines {
 
 namespace {
 
-class Sd1Pipeline final : public ImagePipeline {
- public:
-  explicit Sd1Pipeline(const std::filesystem::path& folder)
-      : sd_(recipes::StableDiffusion::load(folder)) {}
-  const std::string& family() const override {
-    static const std::string name = "sd1";
-    return name;
-  }
-  ImageDefaults defaults() const override {
-    ImageDefaults d;
-    d.width = d.height = static_cast<int>(sd_.default_size());
-    d.size_multiple = static_cast<int>(sd_.vae_scale_factor());
-    d.steps = 20;           // kiln's default (diffusers: 50)
-    d.guidance_scale = 7.5f;
-    d.sampler = "euler";
-    return d;
-  }
-  Tensor generate(const recipes::ImageRequest& req) const override { return sd_.generate(req); }
-
- private:
-  recipes::StableDiffusion sd_;
-};
-
-class SdxlPipeline final : public ImagePipeline {
- public:
-  explicit SdxlPipeline(const std::filesystem::path& folder)
-      : xl_(recipes::StableDiffusionXL::load(folder)) {}
-  const std::string& family() const override {
-    static const std::string name = "sdxl";
-    return name;
-  }
-  ImageDefaults defaults() const override {
-    ImageDefaults d;
-    d.width = d.height = static_cast<int>(xl_.default_size());  // 1024 for SDXL base
-    d.size_multiple = static_cast<int>(xl_.vae_scale_factor());
-    d.steps = 30;  // kiln's default (diffusers: 50)
-    d.guidance_scale = 5.0f;
-    d.sampler = "euler";
-    return d;
-  }
-  Tensor generate(const recipes::ImageRequest& req) const override { return xl_.generate(req); }
-
- private:
-  recipes::StableDiffusionXL xl_;
-};
-
-}  // namespace
-
-const std::vector<FamilyInfo>& families() {
-  static const std::vector<FamilyInfo> f = {
-      {"sd1", "StableDiffusionPipeline", true},
-      {"sdxl", "StableDiffusionXLPipeline", true},
-      {"sd3", "StableDiffusion3Pipeline", false},
-      {"flux", "FluxPipeline", false},
-  };
-  return f;
+// Recipes that render only from a text prompt refuse image inputs rather than ignoring them.
+void require_txt2img(const recipes::ImageRequest& req, const std::string& family) {
+  KILN_CHECK(!req.init_image.defined() && !req.mask.defined(), Status::unsupported, family,
+             "img2img and inpainting are not implemented for ", family, " yet (text-to-image only)");
 }
 
-const FamilyInfo& detect_family(const std::filesystem::path& folder) {
+// One adapter for every recipe: the family name, kiln's defaults for it, and generate().
+template <typename Recipe>
+class RecipePipeline final : public ImagePipeline {
+ public:
+  RecipePipeline(std::string family, Recipe recipe, ImageDefaults defaults, bool image_inputs)
+      : family_(std::move(family)),
+        recipe_(std::move(recipe)),
+        defaults_(std::move(defaults)),
+        image_inputs_(image_inputs) {}
+  const std::string& family() const override { return family_; }
+  ImageDefaults defaults() const override { return defaults_; }
+  Tensor generate(const recipes::ImageRequest& req) const override {
+    if (!image_inputs_) require_txt2img(req, family_);
+    return recipe_.generate(req);
+  }
+
+ private:
+  std::string family_;
+  Recipe recipe_;
+  ImageDefaults defaults_;
+  bool image_inputs_;
+};
+
+// kiln's defaults per family (diffusers' pipelines default to 50 steps for SD; fewer suffice with
+// the samplers kiln defaults to). Sizes come from the model's config.
+ImageDefaults make_defaults(int64_t size, int64_t multiple, int steps, float guidance,
+                            const char* sampler) {
+  ImageDefaults d;
+  d.width = d.height = static_cast<int>(size);
+  d.size_multiple = static_cast<int>(multiple);
+  d.steps = steps;
+  d.guidance_scale = guidance;
+  d.sampler = sampler;
+  return d;
+}
+
+using Loader = std::function<std::unique_ptr<ImagePipeline>(const std::filesystem::path&)>;
+
+struct Entry {
+  FamilyInfo info;
+  Loader load;
+};
+
+const std::vector<Entry>& entries() {
+  static const std::vector<Entry> e = [] {
+    auto sd1 = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
+      auto r = recipes::StableDiffusion::load(f);
+      auto d = make_defaults(r.default_size(), r.vae_scale_factor(), 20, 7.5f, "euler");
+      return std::make_unique<RecipePipeline<recipes::StableDiffusion>>("sd1", std::move(r), d, true);
+    };
+    auto sdxl = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
+      auto r = recipes::StableDiffusionXL::load(f);
+      auto d = make_defaults(r.default_size(), r.vae_scale_factor(), 30, 5.0f, "euler");
+      return std::make_unique<RecipePipeline<recipes::StableDiffusionXL>>("sdxl", std::move(r), d, true);
+    };
+    auto sd3 = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
+      auto r = recipes::StableDiffusion3::load(f);
+      auto d = make_defaults(r.default_size(), r.size_multiple(), 28, 7.0f, "flow_euler");
+      return std::make_unique<RecipePipeline<recipes::StableDiffusion3>>("sd3", std::move(r), d, false);
+    };
+    auto flux = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
+      auto r = recipes::Flux::load(f);
+      auto d = make_defaults(r.default_size(), r.size_multiple(), 28, 3.5f, "flow_euler");
+      return std::make_unique<RecipePipeline<recipes::Flux>>("flux", std::move(r), d, false);
+    };
+    return std::vector<Entry>{
+        {{"sd1", "StableDiffusionPipeline", true}, sd1},
+        {{"sd1", "StableDiffusionImg2ImgPipeline", true}, sd1},
+        {{"sd1", "StableDiffusionInpaintPipeline", true}, sd1},
+        {{"sdxl", "StableDiffusionXLPipeline", true}, sdxl},
+        {{"sdxl", "StableDiffusionXLImg2ImgPipeline", true}, sdxl},
+        {{"sdxl", "StableDiffusionXLInpaintPipeline", true}, sdxl},
+        {{"sd3", "StableDiffusion3Pipeline", true}, sd3},
+        {{"flux", "FluxPipeline", true}, flux},
+    };
+  }();
+  return e;
+}
+
+const Entry& find_entry(const std::filesystem::path& folder) {
   io::DiffusersFolder f = io::DiffusersFolder::open(folder);
-  for (const auto& fam : families())
-    if (fam.pipeline_class == f.class_name()) return fam;
+  for (const auto& e : entries())
+    if (e.info.pipeline_class == f.class_name()) return e;
   std::string known;
-  for (const auto& fam : families()) known += (known.empty() ? "" : ", ") + fam.pipeline_class;
+  for (const auto& e : entries()) known += (known.empty() ? "" : ", ") + e.info.pipeline_class;
   fail(Status::unsupported,
        str("pipeline class '", f.class_name(), "' is not supported (kiln knows ", known, ")"),
        folder.string());
 }
 
+}  // namespace
+
+const std::vector<FamilyInfo>& families() {
+  static const std::vector<FamilyInfo> f = [] {
+    std::vector<FamilyInfo> v;
+    for (const auto& e : entries()) v.push_back(e.info);
+    return v;
+  }();
+  return f;
+}
+
+const FamilyInfo& detect_family(const std::filesystem::path& folder) {
+  return find_entry(folder).info;
+}
+
 std::unique_ptr<ImagePipeline> load_image_pipeline(const std::filesystem::path& folder) {
-  const FamilyInfo& fam = detect_family(folder);
-  if (fam.name == "sd1") return std::make_unique<Sd1Pipeline>(folder);
-  if (fam.name == "sdxl") return std::make_unique<SdxlPipeline>(folder);
-  fail(Status::unsupported,
-       str("generation with ", fam.pipeline_class, " (", fam.name,
-           ") is not implemented yet; its components load and run individually"),
-       folder.string());
+  const Entry& e = find_entry(folder);
+  if (!e.info.generation)
+    fail(Status::unsupported,
+         str("generation with ", e.info.pipeline_class, " (", e.info.name,
+             ") is not implemented yet; its components load and run individually"),
+         folder.string());
+  return e.load(folder);
 }
 
 }  // namespace kiln::pipelines

@@ -166,7 +166,11 @@ Tensor denoise_and_decode(const SdParts& p, const ImageRequest& req, const SdPla
     auto halves = ops::chunk(out, 2, 0);  // uncond + g * (text - uncond)
     return ops::add(halves[0], ops::scale(ops::sub(halves[1], halves[0]), g));
   };
-  samplers::Denoiser denoiser = samplers::wrap_model(model, p.schedule_cfg, sched);
+  // LCMScheduler always applies the consistency boundary condition; TCD's intermediate point is
+  // a training timestep off the sigma list, so it needs the model's noise table.
+  samplers::WrapOptions wrap;
+  wrap.lcm_boundary = kind == samplers::SamplerKind::lcm;
+  samplers::Denoiser denoiser = samplers::wrap_model(model, p.schedule_cfg, sched, wrap);
   samplers::SamplerContext ctx;
   ctx.gen = &gen;
   ctx.progress = req.progress;
@@ -190,6 +194,9 @@ Tensor denoise_and_decode(const SdParts& p, const ImageRequest& req, const SdPla
     };
   samplers::SamplerOptions opts;
   opts.eta = req.eta;
+  if (kind == samplers::SamplerKind::tcd)
+    opts.tcd.table = std::make_shared<const samplers::NoiseTable>(
+        samplers::NoiseTable::make(p.schedule_cfg));
   x = samplers::sample(kind, denoiser, x, sigmas, ctx, opts);
   x = samplers::final_latents(x, sigmas.back(), p.schedule_cfg);
   if (blend) x = ops::add(ops::mul(keep, image_latents), ops::mul(mask_lat, x));
