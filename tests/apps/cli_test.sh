@@ -62,6 +62,26 @@ expect_fail "render size not a multiple" "multiple of 2" "$kiln" render -m "$dat
 expect_fail "render not a pipeline" "model_index.json" "$kiln" render -m "$data/unet/sd15" -p x -o "$tmp/s.png"
 [[ ! -e "$tmp/s.png" ]] && pass "no partial render file" || bad "partial render file left"
 
+# 5. img2img and inpainting from files, through the same public API.
+"$kiln" render -m "$data/sd15_pipe" -p "a castle" -W 32 -H 32 --steps 3 --seed 1 --progress none -o "$tmp/base.png" >/dev/null
+if "$kiln" render -m "$data/sd15_pipe" -p "a castle" --steps 4 --init-image "$tmp/base.png" \
+     --strength 0.5 --progress none -o "$tmp/i2i.png" >/dev/null 2>"$tmp/elog"; then
+  pass "img2img runs"
+else
+  bad "img2img: $(cat "$tmp/elog")"
+fi
+grep -aq "Strength: 0.5" "$tmp/i2i.png" && pass "img2img parameters" || bad "img2img parameters"
+if "$kiln" render -m "$data/sd15_inpaint_pipe" -p "a castle" --steps 3 --init-image "$tmp/base.png" \
+     --mask "$tmp/base.png" --progress none -o "$tmp/inp.png" >/dev/null 2>"$tmp/elog"; then
+  pass "inpaint runs (9-channel model)"
+else
+  bad "inpaint: $(cat "$tmp/elog")"
+fi
+expect_fail "init image missing" "not found" "$kiln" render -m "$data/sd15_pipe" -p x --init-image "$tmp/none.png" -o "$tmp/s.png"
+expect_fail "mask without init image" "init-image" "$kiln" render -m "$data/sd15_pipe" -p x --mask "$tmp/base.png" -o "$tmp/s.png"
+expect_fail "img2img on a txt2img-only family" "text-to-image only" "$kiln" render -m "$data/flux_pipe" -p x --init-image "$tmp/base.png" -o "$tmp/s.png"
+[[ ! -e "$tmp/s.png" ]] && pass "no partial file after image-input errors" || bad "partial file left"
+
 ls -A "$tmp" | grep -q '^\.' && bad "temp files left: $(ls -A "$tmp")" || pass "no temp files left"
 
 echo "$fails failure(s)"

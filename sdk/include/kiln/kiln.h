@@ -141,6 +141,11 @@ KILN_API kiln_status kiln_noise_generate(kiln_runtime* rt, const kiln_noise_para
 KILN_API kiln_status kiln_image_from_tensor(kiln_runtime* rt, const float* data, int channels,
                                             int h, int w, float lo, float hi, int out_w,
                                             int out_h, uint8_t* pixels, size_t pixels_size);
+/* Reads a PNG/JPEG/BMP/TGA file as 8-bit pixels with `channels` (1, 3 or 4) channels; free the
+ * buffer with kiln_image_free. KILN_ERR_NOT_FOUND / KILN_ERR_FORMAT name the file. */
+KILN_API kiln_status kiln_image_load(const char* path, int channels, uint8_t** pixels, int* width,
+                                     int* height);
+KILN_API void kiln_image_free(uint8_t* pixels);
 /* Writes 8-bit pixels as PNG, atomically (never a partial file at `path`), with optional tEXt
  * chunks (n_text key/value pairs, e.g. the generation parameters). */
 KILN_API kiln_status kiln_image_write_png(const char* path, const uint8_t* pixels, int width,
@@ -191,6 +196,12 @@ typedef struct kiln_render_params {
   float eta;                   /* DDIM eta */
   kiln_progress_callback progress;
   void* user_data;
+  /* img2img / inpainting (optional). init_image: 8-bit RGB, interleaved, init_width x
+   * init_height; the output then has its size (width/height must be 0 or equal). */
+  const uint8_t* init_image;
+  int init_width, init_height;
+  double strength; /* (0, 1]; 0 = default: 0.8 for img2img, 1.0 with a mask */
+  const uint8_t* mask; /* 8-bit, one channel, init size; >= 128 = repaint (diffusers binarizes at 0.5) */
 } kiln_render_params;
 
 KILN_API kiln_render_params kiln_render_default_params(void);

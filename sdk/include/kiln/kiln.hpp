@@ -191,6 +191,21 @@ class Model {
   std::unique_ptr<kiln_model, detail::Deleter<kiln_model, kiln_model_free>> m_;
 };
 
+struct LoadedImage {
+  int width = 0, height = 0, channels = 0;
+  std::vector<uint8_t> pixels;
+};
+// Reads an image file as 8-bit pixels with `channels` channels (1, 3 or 4).
+inline LoadedImage load_image(const std::string& path, int channels) {
+  uint8_t* px = nullptr;
+  LoadedImage img;
+  check(kiln_image_load(path.c_str(), channels, &px, &img.width, &img.height));
+  std::unique_ptr<uint8_t, void (*)(uint8_t*)> hold(px, kiln_image_free);
+  img.channels = channels;
+  img.pixels.assign(px, px + static_cast<size_t>(img.width) * img.height * channels);
+  return img;
+}
+
 inline void write_png(const std::string& path, std::span<const uint8_t> pixels, int width,
                       int height, int channels,
                       const std::vector<std::pair<std::string, std::string>>& text = {}) {

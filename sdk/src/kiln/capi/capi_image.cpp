@@ -1,6 +1,8 @@
 // C ABI: images (tensor -> pixels, PNG writing).
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "capi_common.hpp"
@@ -34,6 +36,29 @@ KILN_API kiln_status kiln_image_from_tensor(kiln_runtime* rt, const float* data,
     std::memcpy(pixels, img.pixels.data(), need);
   });
 }
+
+KILN_API kiln_status kiln_image_load(const char* path, int channels, uint8_t** pixels, int* width,
+                                     int* height) {
+  return capi::guard([&] {
+    const char* fn = "kiln_image_load";
+    capi::need(path, fn, "path");
+    capi::need(pixels, fn, "pixels");
+    capi::need(width, fn, "width");
+    capi::need(height, fn, "height");
+    *pixels = nullptr;
+    KILN_ARG(channels == 1 || channels == 3 || channels == 4, fn, "channels must be 1, 3 or 4, got ",
+             channels);
+    pipelines::ImageU8 img = pipelines::read_image(path, channels);
+    auto* buf = static_cast<uint8_t*>(std::malloc(img.pixels.size()));
+    if (!buf) throw std::bad_alloc();
+    std::memcpy(buf, img.pixels.data(), img.pixels.size());
+    *width = img.width;
+    *height = img.height;
+    *pixels = buf;
+  });
+}
+
+KILN_API void kiln_image_free(uint8_t* pixels) { std::free(pixels); }
 
 KILN_API kiln_status kiln_image_write_png(const char* path, const uint8_t* pixels, int width,
                                           int height, int channels, const char* const* text_keys,

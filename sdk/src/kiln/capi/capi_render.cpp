@@ -128,9 +128,6 @@ KILN_API kiln_status kiln_render(kiln_model* m, const kiln_render_params* params
     req.negative_prompt = p.negative_prompt ? p.negative_prompt : "";
     req.width = p.width ? p.width : d.width;
     req.height = p.height ? p.height : d.height;
-    KILN_ARG(req.width % d.size_multiple == 0 && req.height % d.size_multiple == 0, fn, "size ",
-             req.width, "x", req.height, " is not a multiple of ", d.size_multiple,
-             " (the model's latent factor)");
     req.steps = p.steps ? p.steps : d.steps;
     req.guidance_scale = p.guidance_scale < 0.f ? d.guidance_scale : p.guidance_scale;
     req.seed = p.seed;
@@ -138,6 +135,36 @@ KILN_API kiln_status kiln_render(kiln_model* m, const kiln_render_params* params
     req.sampler = p.sampler ? p.sampler : d.sampler;
     req.schedule = p.schedule ? p.schedule : "default";
     req.eta = p.eta;
+    if (p.init_image) {
+      KILN_ARG(p.init_width > 0 && p.init_height > 0 && p.init_width <= 16384 &&
+                   p.init_height <= 16384,
+               fn, "init image size ", p.init_width, "x", p.init_height, " out of range");
+      KILN_ARG((p.width == 0 || p.width == p.init_width) && (p.height == 0 || p.height == p.init_height),
+               fn, "width/height ", p.width, "x", p.height, " differ from the init image's ",
+               p.init_width, "x", p.init_height, " (leave them 0)");
+      req.width = p.init_width;
+      req.height = p.init_height;
+      pipelines::ImageU8 img;
+      img.width = p.init_width;
+      img.height = p.init_height;
+      img.channels = 3;
+      img.pixels.assign(p.init_image, p.init_image + static_cast<size_t>(img.width) * img.height * 3);
+      req.init_image = pipelines::image_to_tensor(img).unsqueeze(0);  // (1, 3, H, W) in [-1, 1]
+      if (p.mask) {
+        Tensor m = Tensor::empty({1, 1, p.init_height, p.init_width}, DType::f32);
+        float* mp = m.mutable_data<float>();
+        for (int64_t i = 0; i < m.numel(); ++i) mp[i] = p.mask[i] / 255.f;  // diffusers: mask / 255
+        req.mask = m;
+      }
+      KILN_ARG(std::isfinite(p.strength) && p.strength >= 0.0 && p.strength <= 1.0, fn,
+               "strength ", p.strength, " out of range (0, 1]");
+      req.strength = p.strength > 0.0 ? p.strength : (p.mask ? 1.0 : 0.8);
+    } else {
+      KILN_ARG(!p.mask, fn, "a mask needs an init image");
+    }
+    KILN_ARG(req.width % d.size_multiple == 0 && req.height % d.size_multiple == 0, fn, "size ",
+             req.width, "x", req.height, " is not a multiple of ", d.size_multiple,
+             " (the model's latent factor)");
     std::atomic<bool> cancel{false};
     req.cancel = &cancel;
     if (p.progress) {
