@@ -18,6 +18,8 @@
 #include "cpu/im2col.hpp"
 #include "kiln/core/parallel.hpp"
 #include "kiln/ops/op_util.hpp"
+#include "kiln/ops/conv_onednn.hpp"
+#include "kiln/ops/gemm.hpp"
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::ops {
@@ -219,6 +221,29 @@ Tensor conv(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const 
   const int64_t Cin_g = Cin / G, Cout_g = Cout / G;
   const int64_t P_in = g.in_volume(), P = g.out_volume(), kvol = g.kernel_volume();
   const int64_t K = Cin_g * kvol;
+
+  // oneDNN's direct convolution when it is the build's GEMM library (the same kernel PyTorch
+  // uses on the CPU) for spatial kernels; 1x1 convs are a plain GEMM already (the layout
+  // reorders oneDNN needs would dominate them). The im2col path below is the reference and
+  // the fallback.
+  if (gemm_backend() == GemmBackend::onednn && K > 0 && kvol > 1 && !in_parallel_region()) {
+    detail::OnednnConvArgs a;
+    a.x = xp;
+    a.x_shape = x.shape();
+    a.w = w.ptr;
+    a.w_shape = weight.shape();
+    a.bias = b.ptr;
+    a.y = yp;
+    a.y_shape = out.shape();
+    for (int d = 0; d < sp; ++d) {
+      a.stride[d] = p.stride[d];
+      a.pad_lo[d] = lo[d];
+      a.pad_hi[d] = hi[d];
+      a.dilation[d] = p.dilation[d];
+    }
+    a.groups = G;
+    if (detail::conv_onednn(a)) return out;
+  }
 
   if (Cin_g == 1 && Cout_g < 6) {
     // Depthwise convs (or up to 5 outputs per input channel): one task per output plane.

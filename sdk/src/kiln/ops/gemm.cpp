@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
 
 #include "cpu/gemm_f32.hpp"
 #include "kiln/core/error.hpp"
@@ -23,8 +24,13 @@ namespace {
 #define KILN_GEMM_DEFAULT "openblas"
 #endif
 
-// The build's KILN_BLAS choice when compiled in; otherwise the first available library.
+// The KILN_GEMM environment variable (kiln, openblas, onednn) when set to an available library,
+// else the build's KILN_BLAS choice when compiled in, else the first available library.
 GemmBackend default_backend() {
+  if (const char* env = std::getenv("KILN_GEMM")) {
+    for (GemmBackend b : {GemmBackend::openblas, GemmBackend::onednn, GemmBackend::kiln})
+      if (gemm_backend_name(b) == env && gemm_backend_available(b)) return b;
+  }
   for (GemmBackend b : {GemmBackend::openblas, GemmBackend::onednn, GemmBackend::kiln})
     if (gemm_backend_name(b) == KILN_GEMM_DEFAULT && gemm_backend_available(b)) return b;
   for (GemmBackend b : {GemmBackend::openblas, GemmBackend::onednn})
