@@ -13,7 +13,7 @@
 #include "kiln/io/safetensors.hpp"
 #include "kiln/pipelines/models/autoencoder_kl.hpp"
 #include "kiln/rng/generator.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 namespace kiln::test {
 namespace {
@@ -48,16 +48,7 @@ const AutoencoderKL& model(const std::string& name) {
 }
 
 ::testing::AssertionResult matches(const Tensor& actual, const std::string& golden_name) {
-  Tensor want = golden(golden_name);
-  if (!(actual.shape() == want.shape()))
-    return ::testing::AssertionFailure()
-           << golden_name << ": shape " << actual.shape().str() << " vs " << want.shape().str();
-  Diff d = compare(actual, to_doubles(want));
-  if (d.nonfinite > 0 || !(d.rel_l2 <= kRelL2))
-    return ::testing::AssertionFailure() << golden_name << ": rel L2 " << d.rel_l2 << ", max abs "
-                                         << d.max_abs << ", nonfinite " << d.nonfinite;
-  std::printf("  %-36s rel L2 %.2e  max abs %.2e\n", golden_name.c_str(), d.rel_l2, d.max_abs);
-  return ::testing::AssertionSuccess();
+  return matches_golden(actual, golden(golden_name), golden_name, kRelL2);
 }
 
 int64_t meta_int(const std::string& key) {

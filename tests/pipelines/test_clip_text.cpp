@@ -18,7 +18,7 @@
 #include "kiln/pipelines/models/clip_text.hpp"
 #include "kiln/pipelines/text/clip_tokenizer.hpp"
 #include "kiln/pipelines/text/prompt_weights.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 namespace kiln::test {
 namespace {
@@ -37,10 +37,7 @@ fs::path clip_dir() {
 }
 
 const nlohmann::json& fixture() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(clip_dir() / "tokens.json");
-    return nlohmann::json::parse(in);
-  }();
+  static const nlohmann::json j = read_json(clip_dir() / "tokens.json");
   return j;
 }
 
@@ -58,16 +55,7 @@ const ClipTokenizer& tokenizer(const std::string& name) {
 
 ::testing::AssertionResult matches(const Tensor& actual, const std::string& name,
                                    double tol = kRelL2) {
-  const Tensor want = goldens().get(name);
-  if (!(actual.shape() == want.shape()))
-    return ::testing::AssertionFailure()
-           << name << ": shape " << actual.shape().str() << " vs " << want.shape().str();
-  const Diff d = compare(actual, to_doubles(want));
-  ::testing::Test::RecordProperty(name, str(d.rel_l2));  // --gtest_output=xml
-  if (d.nonfinite == 0 && d.rel_l2 <= tol)
-    return ::testing::AssertionSuccess() << name << " rel_l2 " << d.rel_l2;
-  return ::testing::AssertionFailure() << name << ": rel_l2 " << d.rel_l2 << " max_abs "
-                                       << d.max_abs << " nonfinite " << d.nonfinite;
+  return matches_golden(actual, goldens().get(name), name, tol);
 }
 
 // The ids of each golden prompt, made by kiln's tokenizer; weights for the weighted one.
@@ -201,15 +189,7 @@ TEST(ClipText, Transformers4KeyLayoutWithPositionIds) {
 }
 
 void expect_error(const fs::path& dir, Status code, std::initializer_list<std::string> needles) {
-  try {
-    ClipTextModel::load(dir);
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
-          << "'" << n << "' not in " << e.what();
-  }
+  EXPECT_TRUE(throws_error([&] { ClipTextModel::load(dir); }, code, needles));
 }
 
 TEST(ClipText, MissingConfig) {

@@ -15,7 +15,7 @@
 
 #include "kiln/core/error.hpp"
 #include "kiln/pipelines/text/clip_tokenizer.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 namespace kiln::test {
 namespace {
@@ -28,10 +28,7 @@ fs::path clip_dir() {
 }
 
 const nlohmann::json& fixture() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(clip_dir() / "tokens.json");
-    return nlohmann::json::parse(in);
-  }();
+  static const nlohmann::json j = read_json(clip_dir() / "tokens.json");
   return j;
 }
 
@@ -43,17 +40,6 @@ const ClipTokenizer& tok(const std::string& name = "tokenizer") {
 
 std::vector<int32_t> ids_of(const nlohmann::json& j) {
   return j.get<std::vector<int32_t>>();
-}
-
-std::string show(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7F)
-      out += str("\\x", std::hex, static_cast<int>(c));
-    else
-      out += static_cast<char>(c);
-  }
-  return out;
 }
 
 TEST(ClipTokenizer, SpecialTokensAndSizes) {
@@ -74,10 +60,10 @@ TEST(ClipTokenizer, PlainIdsMatchTransformers) {
   for (const auto& c : cases) {
     const std::string text = c["text"];
     const auto want = ids_of(c["ids"]);
-    EXPECT_EQ(tok().encode(text), want) << "text: \"" << show(text) << "\"";
+    EXPECT_EQ(tok().encode(text), want) << "text: \"" << escape_controls(text) << "\"";
     if (c.contains("ids_2")) {
       ++with_bang;
-      EXPECT_EQ(tok("tokenizer_2").encode(text), ids_of(c["ids_2"])) << show(text);
+      EXPECT_EQ(tok("tokenizer_2").encode(text), ids_of(c["ids_2"])) << escape_controls(text);
     }
     for (int32_t id : want) merged += id >= 512 && id < tok().bos_id();
   }
@@ -91,10 +77,11 @@ TEST(ClipTokenizer, PaddedTruncatedAndChunked) {
     if (!c.contains("padded")) continue;
     ++n;
     const std::string text = c["text"];
-    EXPECT_EQ(tok().encode_padded(text), ids_of(c["padded"])) << show(text);
-    EXPECT_EQ(tok("tokenizer_2").encode_padded(text), ids_of(c["padded_2"])) << show(text);
+    EXPECT_EQ(tok().encode_padded(text), ids_of(c["padded"])) << escape_controls(text);
+    EXPECT_EQ(tok("tokenizer_2").encode_padded(text), ids_of(c["padded_2"]))
+        << escape_controls(text);
     const auto chunks = tok().encode_chunks(text);
-    ASSERT_EQ(chunks.size(), c["chunks"].size()) << show(text);
+    ASSERT_EQ(chunks.size(), c["chunks"].size()) << escape_controls(text);
     for (size_t i = 0; i < chunks.size(); ++i) EXPECT_EQ(chunks[i], ids_of(c["chunks"][i]));
   }
   EXPECT_GE(n, 10u);
@@ -151,13 +138,7 @@ struct BadFolder {
 };
 
 void expect_error(const fs::path& dir, Status code, const std::string& needle) {
-  try {
-    ClipTokenizer::load(dir);
-    ADD_FAILURE() << "no error for " << needle;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
+  test::expect_error([&] { ClipTokenizer::load(dir); }, code, needle);
 }
 
 TEST(ClipTokenizer, MissingVocabNamesTheFile) {

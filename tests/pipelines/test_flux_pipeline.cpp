@@ -8,9 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/io/safetensors.hpp"
-#include "kiln/ops/ops.hpp"
 #include "kiln/pipelines/recipes/flux.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 using namespace kiln;
 using kiln::pipelines::recipes::Flux;
@@ -19,34 +18,10 @@ using kiln::pipelines::recipes::ImageRequest;
 
 namespace {
 
-// (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) in [0, 1], diffusers' postprocess before uint8.
-Tensor postprocess(const Tensor& img) {
-  Tensor x = ops::scale(img, 0.5f, 0.5f);
-  Tensor hwc = x.permute({0, 2, 3, 1}).contiguous();
-  float* p = hwc.mutable_data<float>();
-  for (int64_t i = 0; i < hwc.numel(); ++i) p[i] = std::fmin(std::fmax(p[i], 0.f), 1.f);
-  return hwc;
-}
-
-double psnr(const Tensor& a, const Tensor& b) {
-  auto x = test::to_doubles(a), y = test::to_doubles(b);
-  double mse = 0;
-  for (size_t i = 0; i < x.size(); ++i) mse += (x[i] - y[i]) * (x[i] - y[i]);
-  mse /= static_cast<double>(x.size());
-  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-}
-
-std::filesystem::path copy_pipe(const test::TempDir& tmp) {
-  const auto dst = tmp.path / "flux_pipe";
-  std::filesystem::copy(test::data_dir() / "flux_pipe", dst,
-                        std::filesystem::copy_options::recursive);
-  return dst;
-}
-
 // flux_pipe_schnell/ holds only the schnell transformer and scheduler; the fixture script runs
 // diffusers on flux_pipe/ with those two swapped in, and so does this.
 std::filesystem::path make_schnell(const test::TempDir& tmp) {
-  const auto dst = copy_pipe(tmp);
+  const auto dst = test::copy_fixture(tmp, "flux_pipe");
   for (const char* c : {"transformer", "scheduler"}) {
     std::filesystem::remove_all(dst / c);
     std::filesystem::copy(test::data_dir() / "flux_pipe_schnell" / c, dst / c,
@@ -84,10 +59,8 @@ TEST(Flux, MatchesDiffusersEndToEnd) {
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
     const Flux& flux = c["variant"] == "dev" ? dev : schnell;
-    Tensor img = postprocess(flux.generate(req, opt));
-    Tensor want = goldens->get(std::string(c["name"]) + ".image");
-    ASSERT_EQ(img.shape(), want.shape()) << c["name"];
-    const double p = psnr(img, want);
+    const double p =
+        test::golden_psnr(flux.generate(req, opt), goldens->get(std::string(c["name"]) + ".image"));
     EXPECT_GE(p, 40.0) << c["name"];
     EXPECT_EQ(calls, req.steps);
     std::printf("%-14s %-10s PSNR %.1f dB\n", std::string(c["name"]).c_str(), req.sampler.c_str(),
@@ -148,24 +121,15 @@ TEST(Flux, BadRequestsAreClearErrors) {
   req.guidance_scale = 3.5f;
   std::atomic<bool> cancel{true};
   req.cancel = &cancel;
-  try {
-    flux.generate(req, opt);
-    FAIL() << "expected cancellation";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Status::cancelled);
-  }
+  EXPECT_TRUE(test::throws_error([&] { flux.generate(req, opt); }, Status::cancelled, {}));
 }
 
 TEST(Flux, MissingComponentNamesIt) {
   for (const char* component : {"vae", "text_encoder_2", "tokenizer"}) {
     test::TempDir tmp;
-    const auto dir = copy_pipe(tmp);
+    const auto dir = test::copy_fixture(tmp, "flux_pipe");
     std::filesystem::remove_all(dir / component);
-    try {
-      Flux::load(dir);
-      ADD_FAILURE() << "expected an error without " << component;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(component), std::string::npos) << e.what();
-    }
+    EXPECT_TRUE(test::throws_any_error([&] { Flux::load(dir); }, {component}))
+        << "expected an error without " << component;
   }
 }

@@ -14,7 +14,7 @@
 #include "kiln/io/module.hpp"
 #include "kiln/io/weight_source.hpp"
 #include "kiln/pipelines/models/flux_transformer.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 namespace kiln::test {
 namespace {
@@ -105,37 +105,13 @@ TEST(FluxParity, BroadcastTimestepAndBatchedIds) {
 // state_dict keys and shapes (a hash of the sorted "key a,b,c" lines written by
 // make_flux_fixtures.py from diffusers on the meta device).
 TEST(FluxParity, RealConfigKeyTrees) {
-  std::ifstream f(flux_dir("real_configs.json"));
-  ASSERT_TRUE(f) << "missing " << flux_dir("real_configs.json");
-  const auto all = nlohmann::json::parse(f);
+  const auto all = read_json(flux_dir("real_configs.json"));
   ASSERT_EQ(all.size(), 2u);
   for (const auto& [name, want] : all.items()) {
     SCOPED_TRACE(name);
     FluxTransformer2DModel model(
         FluxTransformerConfig::from_json(io::ComponentConfig(want["config"], name)));
-    std::vector<std::pair<std::string, std::string>> lines;
-    int64_t params = 0;
-    for (const auto& p : io::collect_params(model)) {
-      std::string dims;
-      for (int i = 0; i < p.shape.size(); ++i) {
-        if (i) dims.append(",");
-        dims.append(std::to_string(p.shape[i]));
-      }
-      lines.emplace_back(p.name, dims);
-      params += shape_numel(p.shape);
-    }
-    std::sort(lines.begin(), lines.end());
-    uint64_t h = 0xCBF29CE484222325ull;  // FNV-1a 64
-    for (const auto& [key, dims] : lines) {
-      std::string line = key;
-      line.append(" ").append(dims).append("\n");
-      for (char ch : line) h = (h ^ static_cast<uint8_t>(ch)) * 0x100000001B3ull;
-    }
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-    EXPECT_EQ(static_cast<int64_t>(lines.size()), want["keys"].get<int64_t>());
-    EXPECT_EQ(params, want["params"].get<int64_t>());
-    EXPECT_EQ(std::string(hex), want["fnv1a64"].get<std::string>());
+    expect_key_tree(model, want);
   }
 }
 

@@ -7,44 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/io/safetensors.hpp"
-#include "kiln/ops/ops.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 using namespace kiln;
 using kiln::pipelines::recipes::SdRequest;
 using kiln::pipelines::recipes::StableDiffusion;
-
-namespace {
-
-// (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) in [0, 1], diffusers' postprocess before uint8.
-Tensor postprocess(const Tensor& img) {
-  Tensor x = ops::scale(img, 0.5f, 0.5f);
-  Tensor hwc = x.permute({0, 2, 3, 1}).contiguous();
-  float* p = hwc.mutable_data<float>();
-  for (int64_t i = 0; i < hwc.numel(); ++i) p[i] = std::fmin(std::fmax(p[i], 0.f), 1.f);
-  return hwc;
-}
-
-double psnr(const Tensor& a, const Tensor& b) {
-  auto x = test::to_doubles(a), y = test::to_doubles(b);
-  double mse = 0;
-  for (size_t i = 0; i < x.size(); ++i) mse += (x[i] - y[i]) * (x[i] - y[i]);
-  mse /= static_cast<double>(x.size());
-  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-}
-
-const char* sampler_for(const std::string& scheduler_class, const nlohmann::json& options,
-                        std::string* schedule) {
-  *schedule = options.value("use_karras_sigmas", false) ? "karras" : "default";
-  if (scheduler_class == "EulerDiscreteScheduler") return "euler";
-  if (scheduler_class == "EulerAncestralDiscreteScheduler") return "euler_a";
-  if (scheduler_class == "DDIMScheduler") return "ddim";
-  if (scheduler_class == "DPMSolverMultistepScheduler") return "dpmpp_2m";
-  return "unknown";
-}
-
-}  // namespace
 
 TEST(StableDiffusion15, MatchesDiffusersEndToEnd) {
   const auto dir = test::data_dir();
@@ -62,13 +30,12 @@ TEST(StableDiffusion15, MatchesDiffusersEndToEnd) {
     req.guidance_scale = c["guidance_scale"];
     req.seed = c["seed"];
     req.batch = c["batch"];
-    req.sampler = sampler_for(c["scheduler"], c["options"], &req.schedule);
+    req.sampler = test::sampler_for_scheduler(c["scheduler"]);
+    req.schedule = c["options"].value("use_karras_sigmas", false) ? "karras" : "default";
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
-    Tensor img = postprocess(sd.generate(req));
-    Tensor want = goldens->get(std::string(c["name"]) + ".image");
-    ASSERT_EQ(img.shape(), want.shape()) << c["name"];
-    const double p = psnr(img, want);
+    const double p =
+        test::golden_psnr(sd.generate(req), goldens->get(std::string(c["name"]) + ".image"));
     EXPECT_GE(p, 40.0) << c["name"] << " (" << req.sampler << ", " << req.schedule << ")";
     EXPECT_GT(calls, 0);
     std::printf("%-16s %-9s %-8s PSNR %.1f dB\n", std::string(c["name"]).c_str(),
@@ -92,23 +59,12 @@ TEST(StableDiffusion15, BadRequestsAreClearErrors) {
   std::atomic<bool> cancel{true};
   req.steps = 2;
   req.cancel = &cancel;
-  try {
-    sd.generate(req);
-    FAIL() << "expected cancellation";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Status::cancelled);
-  }
+  EXPECT_TRUE(test::throws_error([&] { sd.generate(req); }, Status::cancelled, {}));
 }
 
 TEST(StableDiffusion15, MissingComponentNamesIt) {
   test::TempDir tmp;
-  std::filesystem::copy(test::data_dir() / "sd15_pipe", tmp.path / "p",
-                        std::filesystem::copy_options::recursive);
-  std::filesystem::remove_all(tmp.path / "p" / "vae");
-  try {
-    StableDiffusion::load(tmp.path / "p");
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("vae"), std::string::npos) << e.what();
-  }
+  const auto dir = test::copy_fixture(tmp, "sd15_pipe", "p");
+  std::filesystem::remove_all(dir / "vae");
+  EXPECT_TRUE(test::throws_any_error([&] { StableDiffusion::load(dir); }, {"vae"}));
 }

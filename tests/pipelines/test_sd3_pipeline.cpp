@@ -9,9 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/io/safetensors.hpp"
-#include "kiln/ops/ops.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion3.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 using namespace kiln;
 using kiln::pipelines::recipes::ImageRequest;
@@ -19,31 +18,6 @@ using kiln::pipelines::recipes::Sd3Options;
 using kiln::pipelines::recipes::StableDiffusion3;
 
 namespace {
-
-// (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) in [0, 1], diffusers' postprocess before uint8.
-Tensor postprocess(const Tensor& img) {
-  Tensor x = ops::scale(img, 0.5f, 0.5f);
-  Tensor hwc = x.permute({0, 2, 3, 1}).contiguous();
-  float* p = hwc.mutable_data<float>();
-  for (int64_t i = 0; i < hwc.numel(); ++i) p[i] = std::fmin(std::fmax(p[i], 0.f), 1.f);
-  return hwc;
-}
-
-double psnr(const Tensor& a, const Tensor& b) {
-  auto x = test::to_doubles(a), y = test::to_doubles(b);
-  double mse = 0;
-  for (size_t i = 0; i < x.size(); ++i) mse += (x[i] - y[i]) * (x[i] - y[i]);
-  mse /= static_cast<double>(x.size());
-  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-}
-
-// A copy of the fixture folder, optionally edited; removed with the TempDir.
-std::filesystem::path copy_pipe(const test::TempDir& tmp) {
-  const auto dst = tmp.path / "sd3_pipe";
-  std::filesystem::copy(test::data_dir() / "sd3_pipe", dst,
-                        std::filesystem::copy_options::recursive);
-  return dst;
-}
 
 // The "no T5" layout: text_encoder_3 / tokenizer_3 listed as [null, null] in model_index.json.
 void drop_t5(const std::filesystem::path& dir) {
@@ -59,7 +33,7 @@ void drop_t5(const std::filesystem::path& dir) {
 TEST(StableDiffusion3, MatchesDiffusersEndToEnd) {
   const auto dir = test::data_dir();
   test::TempDir tmp;
-  const auto no_t5_dir = copy_pipe(tmp);
+  const auto no_t5_dir = test::copy_fixture(tmp, "sd3_pipe");
   drop_t5(no_t5_dir);
   StableDiffusion3 with_t5 = StableDiffusion3::load(dir / "sd3_pipe");
   StableDiffusion3 without_t5 = StableDiffusion3::load(no_t5_dir);
@@ -86,10 +60,8 @@ TEST(StableDiffusion3, MatchesDiffusersEndToEnd) {
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
     const StableDiffusion3& sd = c["t5"].get<bool>() ? with_t5 : without_t5;
-    Tensor img = postprocess(sd.generate(req, opt));
-    Tensor want = goldens->get(std::string(c["name"]) + ".image");
-    ASSERT_EQ(img.shape(), want.shape()) << c["name"];
-    const double p = psnr(img, want);
+    const double p =
+        test::golden_psnr(sd.generate(req, opt), goldens->get(std::string(c["name"]) + ".image"));
     EXPECT_GE(p, 40.0) << c["name"];
     EXPECT_EQ(calls, req.steps);
     std::printf("%-16s %-10s PSNR %.1f dB\n", std::string(c["name"]).c_str(), req.sampler.c_str(),
@@ -133,24 +105,15 @@ TEST(StableDiffusion3, BadRequestsAreClearErrors) {
   std::atomic<bool> cancel{true};
   req.steps = 2;
   req.cancel = &cancel;
-  try {
-    sd.generate(req, opt);
-    FAIL() << "expected cancellation";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Status::cancelled);
-  }
+  EXPECT_TRUE(test::throws_error([&] { sd.generate(req, opt); }, Status::cancelled, {}));
 }
 
 TEST(StableDiffusion3, MissingComponentNamesIt) {
   for (const char* component : {"transformer", "text_encoder_2", "tokenizer_3"}) {
     test::TempDir tmp;
-    const auto dir = copy_pipe(tmp);
+    const auto dir = test::copy_fixture(tmp, "sd3_pipe");
     std::filesystem::remove_all(dir / component);
-    try {
-      StableDiffusion3::load(dir);
-      ADD_FAILURE() << "expected an error without " << component;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(component), std::string::npos) << e.what();
-    }
+    EXPECT_TRUE(test::throws_any_error([&] { StableDiffusion3::load(dir); }, {component}))
+        << "expected an error without " << component;
   }
 }

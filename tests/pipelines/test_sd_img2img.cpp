@@ -10,40 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/io/safetensors.hpp"
-#include "kiln/ops/ops.hpp"
 #include "kiln/pipelines/recipes/sd_common.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 using namespace kiln;
 using kiln::pipelines::recipes::SdRequest;
 using kiln::pipelines::recipes::StableDiffusion;
 
 namespace {
-
-// (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) in [0, 1], diffusers' postprocess before uint8.
-Tensor postprocess(const Tensor& img) {
-  Tensor hwc = ops::scale(img, 0.5f, 0.5f).permute({0, 2, 3, 1}).contiguous();
-  float* p = hwc.mutable_data<float>();
-  for (int64_t i = 0; i < hwc.numel(); ++i) p[i] = std::fmin(std::fmax(p[i], 0.f), 1.f);
-  return hwc;
-}
-
-double psnr(const Tensor& a, const Tensor& b) {
-  auto x = test::to_doubles(a), y = test::to_doubles(b);
-  double mse = 0;
-  for (size_t i = 0; i < x.size(); ++i) mse += (x[i] - y[i]) * (x[i] - y[i]);
-  mse /= static_cast<double>(x.size());
-  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-}
-
-const char* sampler_for(const std::string& scheduler_class) {
-  if (scheduler_class == "EulerDiscreteScheduler") return "euler";
-  if (scheduler_class == "EulerAncestralDiscreteScheduler") return "euler_a";
-  if (scheduler_class == "DDIMScheduler") return "ddim";
-  if (scheduler_class == "DPMSolverMultistepScheduler") return "dpmpp_2m";
-  return "unknown";
-}
 
 SdRequest small_request() {
   SdRequest req;
@@ -72,15 +47,13 @@ TEST(StableDiffusionImg2Img, MatchesDiffusersEndToEnd) {
     req.seed = c["seed"];
     req.batch = c["batch"];
     req.strength = c["strength"];
-    req.sampler = sampler_for(c["scheduler"]);
+    req.sampler = test::sampler_for_scheduler(c["scheduler"]);
     req.init_image = goldens->get(name + ".init_image");
     if (c["mode"] == "inpaint") req.mask = goldens->get(name + ".mask");
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
-    Tensor img = postprocess(pipes.at(folder).generate(req));
-    Tensor want = goldens->get(name + ".image");
-    ASSERT_EQ(img.shape(), want.shape()) << name;
-    const double p = psnr(img, want);
+    const double p =
+        test::golden_psnr(pipes.at(folder).generate(req), goldens->get(name + ".image"));
     EXPECT_GE(p, 40.0) << name << " (" << req.sampler << ")";
     EXPECT_GT(calls, 0);
     std::printf("%-18s %-9s strength %.2f batch %d PSNR %.1f dB\n", name.c_str(),

@@ -7,41 +7,13 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/io/safetensors.hpp"
-#include "kiln/ops/ops.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion_xl.hpp"
 #include "kiln/pipelines/registry.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 using namespace kiln;
 using kiln::pipelines::recipes::ImageRequest;
 using kiln::pipelines::recipes::StableDiffusionXL;
-
-namespace {
-
-// (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) in [0, 1], diffusers' postprocess before uint8.
-Tensor postprocess(const Tensor& img) {
-  Tensor hwc = ops::scale(img, 0.5f, 0.5f).permute({0, 2, 3, 1}).contiguous();
-  float* p = hwc.mutable_data<float>();
-  for (int64_t i = 0; i < hwc.numel(); ++i) p[i] = std::fmin(std::fmax(p[i], 0.f), 1.f);
-  return hwc;
-}
-
-double psnr(const Tensor& a, const Tensor& b) {
-  auto x = test::to_doubles(a), y = test::to_doubles(b);
-  double mse = 0;
-  for (size_t i = 0; i < x.size(); ++i) mse += (x[i] - y[i]) * (x[i] - y[i]);
-  mse /= static_cast<double>(x.size());
-  return mse == 0 ? 200.0 : 10.0 * std::log10(1.0 / mse);
-}
-
-const char* sampler_for(const std::string& scheduler_class) {
-  if (scheduler_class == "EulerDiscreteScheduler") return "euler";
-  if (scheduler_class == "EulerAncestralDiscreteScheduler") return "euler_a";
-  if (scheduler_class == "DPMSolverMultistepScheduler") return "dpmpp_2m";
-  return "unknown";
-}
-
-}  // namespace
 
 TEST(StableDiffusionXL, MatchesDiffusersEndToEnd) {
   const auto dir = test::data_dir();
@@ -59,7 +31,7 @@ TEST(StableDiffusionXL, MatchesDiffusersEndToEnd) {
     req.guidance_scale = c["guidance_scale"];
     req.seed = c["seed"];
     req.batch = c["batch"];
-    req.sampler = sampler_for(c["scheduler"]);
+    req.sampler = test::sampler_for_scheduler(c["scheduler"]);
     if (c["strength"].is_null()) {
       req.width = c["width"];
       req.height = c["height"];
@@ -70,10 +42,7 @@ TEST(StableDiffusionXL, MatchesDiffusersEndToEnd) {
     }
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
-    Tensor img = postprocess(xl.generate(req));
-    Tensor want = goldens->get(name + ".image");
-    ASSERT_EQ(img.shape(), want.shape()) << name;
-    const double p = psnr(img, want);
+    const double p = test::golden_psnr(xl.generate(req), goldens->get(name + ".image"));
     EXPECT_GE(p, 40.0) << name << " (" << req.sampler << ")";
     EXPECT_GT(calls, 0);
     std::printf("%-16s %-9s batch %d PSNR %.1f dB\n", name.c_str(), req.sampler.c_str(), req.batch,
@@ -115,8 +84,7 @@ TEST(StableDiffusionXL, BadRequestsAreClearErrors) {
 
 TEST(StableDiffusionXL, MismatchedEncoderIsFormatError) {
   test::TempDir tmp;
-  std::filesystem::copy(test::data_dir() / "sdxl_pipe", tmp.path / "p",
-                        std::filesystem::copy_options::recursive);
+  test::copy_fixture(tmp, "sdxl_pipe", "p");
   // text_encoder (32 wide) in place of text_encoder_2 (16): cross_attention_dim no longer adds up.
   std::filesystem::remove_all(tmp.path / "p" / "text_encoder_2");
   std::filesystem::copy(tmp.path / "p" / "text_encoder", tmp.path / "p" / "text_encoder_2");

@@ -17,7 +17,7 @@
 #include "kiln/io/safetensors.hpp"
 #include "kiln/pipelines/models/t5_encoder.hpp"
 #include "kiln/pipelines/text/t5_tokenizer.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 namespace kiln::test {
 namespace {
@@ -44,10 +44,7 @@ Tensor golden(const std::string& name) {
 }
 
 const nlohmann::json& doc() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(t5_dir("goldens.json"));
-    return nlohmann::json::parse(in);
-  }();
+  static const nlohmann::json j = read_json(t5_dir("goldens.json"));
   return j;
 }
 
@@ -59,21 +56,7 @@ const T5EncoderModel& model(const std::string& name) {
 }
 
 ::testing::AssertionResult matches(const Tensor& actual, const std::string& golden_name) {
-  const Tensor want = golden(golden_name);
-  if (!(actual.shape() == want.shape()))
-    return ::testing::AssertionFailure()
-           << golden_name << ": shape " << actual.shape().str() << " vs " << want.shape().str();
-  const Diff d = compare(actual, to_doubles(want));
-  if (d.nonfinite > 0 || !(d.rel_l2 <= kRelL2))
-    return ::testing::AssertionFailure() << golden_name << ": rel L2 " << d.rel_l2 << ", max abs "
-                                         << d.max_abs << ", nonfinite " << d.nonfinite;
-  std::printf("  %-28s rel L2 %.2e  max abs %.2e\n", golden_name.c_str(), d.rel_l2, d.max_abs);
-  return ::testing::AssertionSuccess();
-}
-
-void write_file(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out << bytes;
+  return matches_golden(actual, golden(golden_name), golden_name, kRelL2);
 }
 
 TEST(T5Encoder, ConfigFromTransformers) {

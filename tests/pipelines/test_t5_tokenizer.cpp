@@ -14,7 +14,7 @@
 
 #include "kiln/core/error.hpp"
 #include "kiln/pipelines/text/t5_tokenizer.hpp"
-#include "test_support.hpp"
+#include "pipeline_test_util.hpp"
 
 namespace kiln::test {
 namespace {
@@ -27,10 +27,7 @@ fs::path t5_dir() {
 }
 
 const nlohmann::json& fixture() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(t5_dir() / "goldens.json");
-    return nlohmann::json::parse(in);
-  }();
+  static const nlohmann::json j = read_json(t5_dir() / "goldens.json");
   return j;
 }
 
@@ -41,22 +38,6 @@ const T5Tokenizer& tok() {
 
 std::vector<int32_t> ids_of(const nlohmann::json& j) {
   return j.get<std::vector<int32_t>>();
-}
-
-std::string show(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7F)
-      out += str("\\x", std::hex, static_cast<int>(c));
-    else
-      out += static_cast<char>(c);
-  }
-  return out;
-}
-
-void write_file(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out << bytes;
 }
 
 TEST(T5Tokenizer, SpecialTokensAndSizes) {
@@ -82,10 +63,10 @@ TEST(T5Tokenizer, IdsMatchTransformers) {
   for (const auto& c : cases) {
     const std::string text = c["text"];
     const auto want = ids_of(c["ids"]);
-    EXPECT_EQ(tok().encode(text), want) << "text: \"" << show(text) << "\"";
+    EXPECT_EQ(tok().encode(text), want) << "text: \"" << escape_controls(text) << "\"";
     auto plain = want;
     plain.pop_back();
-    EXPECT_EQ(tok().tokenize(text), plain) << show(text);
+    EXPECT_EQ(tok().tokenize(text), plain) << escape_controls(text);
     for (int32_t id : want) {
       unk += id == tok().unk_id();
       sentinel += id >= fixture()["spm_pieces"].get<int32_t>();
@@ -99,9 +80,9 @@ TEST(T5Tokenizer, PaddedAndTruncatedLikeThePipelines) {
   for (const auto& c : fixture()["cases"]) {
     const std::string text = c["text"];
     const auto enc = tok().encode_padded(text, 16);
-    EXPECT_EQ(enc.ids, ids_of(c["ids_16"])) << show(text);
-    EXPECT_EQ(enc.attention_mask, ids_of(c["mask_16"])) << show(text);
-    EXPECT_EQ(enc.truncated, c["ids"].size() > 16) << show(text);
+    EXPECT_EQ(enc.ids, ids_of(c["ids_16"])) << escape_controls(text);
+    EXPECT_EQ(enc.attention_mask, ids_of(c["mask_16"])) << escape_controls(text);
+    EXPECT_EQ(enc.truncated, c["ids"].size() > 16) << escape_controls(text);
   }
   const std::string prompt = fixture()["long_prompt"];
   EXPECT_EQ(tok().encode(prompt), ids_of(fixture()["long_ids"]));
@@ -157,8 +138,8 @@ TEST(T5Tokenizer, BareModelAndTransformers4Config) {
   const auto v4 = T5Tokenizer::load(tmp.path);
   for (const auto& c : fixture()["cases"]) {
     const std::string text = c["text"];
-    EXPECT_EQ(bare.encode(text), ids_of(c["ids"])) << show(text);
-    EXPECT_EQ(v4.encode(text), ids_of(c["ids"])) << show(text);
+    EXPECT_EQ(bare.encode(text), ids_of(c["ids"])) << escape_controls(text);
+    EXPECT_EQ(v4.encode(text), ids_of(c["ids"])) << escape_controls(text);
   }
   EXPECT_EQ(v4.vocab_size(), tok().vocab_size());
 }

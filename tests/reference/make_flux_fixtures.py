@@ -41,6 +41,8 @@ import torch
 from diffusers import FluxPipeline, FluxTransformer2DModel
 from safetensors.torch import save_file
 
+from fixture_util import perturb, real_key_trees, versions
+
 OUT = Path(__file__).resolve().parent.parent / "data" / "flux"
 
 TINY = dict(
@@ -68,16 +70,6 @@ REAL_CONFIGS = {
                           pooled_projection_dim=768, guidance_embeds=False,
                           axes_dims_rope=(16, 56, 56)),
 }
-
-
-def perturb(model, seed):
-    """Default init leaves the RMSNorm weights at 1; give every 1-D parameter random offsets so
-    the q/k norms (and any key mix-up between them) show in the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, p in sorted(model.named_parameters()):
-            if p.ndim == 1:
-                p.add_(0.1 * torch.randn(p.shape, generator=g))
 
 
 def make_case(g, cfg, batch, lat_h, lat_w, seq, sigma, guidance=None, txt_ids=None):
@@ -124,37 +116,17 @@ def pipeline_helpers(g):
     return {"latents": latents, "packed": packed, "unpacked": unpacked, "img_ids": img_ids}
 
 
-def fnv1a64(text):
-    h = 0xCBF29CE484222325
-    for b in text.encode():
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
-
-
-def real_key_trees():
-    """name -> {config, keys, params, fnv1a64 of the sorted "key a,b,c" lines}."""
-    out = {}
-    for name, cfg in REAL_CONFIGS.items():
-        with torch.device("meta"):
-            m = FluxTransformer2DModel(**cfg)
-        sd = m.state_dict()
-        lines = "".join(f"{k} {','.join(map(str, v.shape))}\n" for k, v in sorted(sd.items()))
-        out[name] = {"config": cfg, "keys": len(sd), "params": sum(v.numel() for v in sd.values()),
-                     "fnv1a64": fnv1a64(lines)}
-    return out
-
-
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
     torch.set_grad_enabled(False)
     torch.set_num_threads(1)  # summation order independent of the core count
-    meta = {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__}
+    meta = versions()
     for i, (name, cfg) in enumerate(CONFIGS.items()):
         torch.manual_seed(100 + i)
         model = FluxTransformer2DModel(**cfg).eval()
-        perturb(model, 200 + i)
+        perturb(model, 200 + i, 0.1, only_1d=True)
         folder = OUT / name
         model.to(STORE_DTYPE[name]).save_pretrained(folder)
         ref = FluxTransformer2DModel.from_pretrained(folder, torch_dtype=torch.float32).eval()
@@ -171,7 +143,8 @@ def main():
         print(f"{name}: {n} params, cases {sorted(k for k in tensors if k.endswith('.out'))}")
     helpers = {k: v.contiguous() for k, v in pipeline_helpers(torch.Generator().manual_seed(400)).items()}
     save_file(helpers, OUT / "pipeline.safetensors", metadata=meta)
-    (OUT / "real_configs.json").write_text(json.dumps(real_key_trees(), indent=1) + "\n")
+    (OUT / "real_configs.json").write_text(json.dumps(
+        real_key_trees(FluxTransformer2DModel, REAL_CONFIGS), indent=1) + "\n")
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total / 1024:.0f} KB)")
 

@@ -16,7 +16,6 @@ float32 image (B, H, W, 3) in [0, 1] that FluxPipeline returns with output_type=
 Tokenizers are the tiny vocabularies of tests/data/clip/tokenizer (make_clip_fixtures.py) and
 tests/data/t5/tokenizer/spiece.model (make_t5_fixtures.py). Deterministic (fixed seeds).
 """
-import json
 import shutil
 from pathlib import Path
 
@@ -24,9 +23,10 @@ import diffusers
 import torch
 from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline,
                        FluxTransformer2DModel)
-from safetensors.torch import save_file
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel,
                           T5Tokenizer)
+
+from fixture_util import perturb, save_goldens, ship_slow_tokenizers
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"
@@ -52,15 +52,6 @@ SCHEDULERS = {
 }
 
 
-def perturb(model, seed):
-    """Random init leaves norm weights at 1 and some projections at zero: perturb every weight so
-    the whole network contributes to the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, p in sorted(model.named_parameters()):
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-
-
 def build():
     torch.manual_seed(0)
     text_encoder = CLIPTextModel(CLIPTextConfig(
@@ -82,7 +73,7 @@ def build():
                         scaling_factor=0.3611, shift_factor=0.1159,
                         use_quant_conv=False, use_post_quant_conv=False)
     for i, m in enumerate((dev, schnell, vae, text_encoder, text_encoder_2)):
-        perturb(m, 200 + i)
+        perturb(m, 200 + i, 0.05)
     pipe = FluxPipeline(transformer=dev,
                         scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULERS["dev"]), vae=vae,
                         text_encoder=text_encoder,
@@ -101,13 +92,8 @@ def main():
     schnell.to(torch.float16).save_pretrained(OUT_SCHNELL / "transformer")
     FlowMatchEulerDiscreteScheduler(**SCHEDULERS["schnell"]).save_pretrained(
         OUT_SCHNELL / "scheduler")
-    # transformers 5 writes tokenizer.json; diffusers folders in the wild carry vocab.json +
-    # merges.txt and spiece.model (what kiln reads), so ship those instead and reload from them.
-    for f in ("vocab.json", "merges.txt"):
-        shutil.copy(DATA / "clip" / "tokenizer" / f, OUT / "tokenizer" / f)
-    shutil.copy(DATA / "t5" / "tokenizer" / "spiece.model", OUT / "tokenizer_2" / "spiece.model")
-    for f in OUT.rglob("tokenizer.json"):
-        f.unlink()
+    # Reloaded from the shipped vocab.json + merges.txt / spiece.model.
+    ship_slow_tokenizers(DATA, OUT, clip=("tokenizer",), t5="tokenizer_2")
     pipes = {"dev": FluxPipeline.from_pretrained(OUT, torch_dtype=torch.float32)}
     pipes["schnell"] = FluxPipeline.from_pretrained(
         OUT, torch_dtype=torch.float32,
@@ -131,9 +117,7 @@ def main():
         inside = ((img > 0.01) & (img < 0.99)).float().mean().item()
         print(f"{name}: {tuple(img.shape)} mean {img.mean():.4f} std {img.std():.4f} "
               f"unclipped {inside:.0%}")
-    save_file(goldens, DATA / "flux_pipe.goldens.safetensors",
-              metadata={"cases": json.dumps(cases), "torch": torch.__version__,
-                        "diffusers": diffusers.__version__})
+    save_goldens(DATA / "flux_pipe.goldens.safetensors", goldens, cases, with_diffusers=True)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ import torch
 from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,
                        EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, PNDMScheduler,
                        StableDiffusionPipeline, UNet2DConditionModel)
-from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from fixture_util import save_goldens, ship_slow_tokenizers
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"
@@ -76,12 +77,7 @@ def main():
     if OUT.exists():
         shutil.rmtree(OUT)
     pipe.to(torch.float16).save_pretrained(OUT)
-    # transformers 5 writes only tokenizer.json; diffusers folders in the wild carry vocab.json +
-    # merges.txt (what kiln reads), so ship those instead.
-    for f in ("vocab.json", "merges.txt"):
-        shutil.copy(DATA / "clip" / "tokenizer" / f, OUT / "tokenizer" / f)
-    for f in OUT.rglob("tokenizer.json"):
-        f.unlink()
+    ship_slow_tokenizers(DATA, OUT, clip=("tokenizer",))
     pipe = StableDiffusionPipeline.from_pretrained(OUT, torch_dtype=torch.float32,
                                                    safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -98,8 +94,7 @@ def main():
         cases.append(dict(name=name, scheduler=cls.__name__, options=extra, prompt=prompt,
                           negative_prompt=negative, steps=steps, guidance_scale=cfg, seed=seed,
                           batch=batch, height=HEIGHT, width=WIDTH))
-    save_file(goldens, DATA / "sd15_pipe.goldens.safetensors",
-              metadata={"cases": json.dumps(cases), "torch": torch.__version__})
+    save_goldens(DATA / "sd15_pipe.goldens.safetensors", goldens, cases)
     print(json.dumps(cases, indent=1))
 
 

@@ -34,6 +34,8 @@ import torch
 from diffusers import SD3Transformer2DModel
 from safetensors.torch import save_file
 
+from fixture_util import perturb, real_key_trees, versions
+
 OUT = Path(__file__).resolve().parent.parent / "data" / "sd3"
 
 COMMON = dict(
@@ -69,16 +71,6 @@ REAL_CONFIGS = {
                        caption_projection_dim=2432, pooled_projection_dim=2048, out_channels=16,
                        pos_embed_max_size=192, qk_norm="rms_norm"),
 }
-
-
-def perturb(model, seed):
-    """Default init zeroes nothing here but leaves RMSNorm weights at 1 and biases small; give
-    every 1-D parameter random values so norm weights and any key mix-up show in the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, p in sorted(model.named_parameters()):
-            if p.ndim == 1:
-                p.add_(0.1 * torch.randn(p.shape, generator=g))
 
 
 def cases_for(name, g):
@@ -117,25 +109,6 @@ def cases_for(name, g):
     return cases
 
 
-def fnv1a64(text):
-    h = 0xCBF29CE484222325
-    for b in text.encode():
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
-
-
-def real_key_trees():
-    out = {}
-    for name, cfg in REAL_CONFIGS.items():
-        with torch.device("meta"):
-            m = SD3Transformer2DModel(**cfg)
-        sd = m.state_dict()
-        lines = "".join(f"{k} {','.join(map(str, v.shape))}\n" for k, v in sorted(sd.items()))
-        out[name] = {"config": cfg, "keys": len(sd), "params": sum(v.numel() for v in sd.values()),
-                     "fnv1a64": fnv1a64(lines)}
-    return out
-
-
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -144,7 +117,7 @@ def main():
     for i, (name, cfg) in enumerate(CONFIGS.items()):
         torch.manual_seed(500 + i)
         model = SD3Transformer2DModel(**cfg).eval()
-        perturb(model, 600 + i)
+        perturb(model, 600 + i, 0.1, only_1d=True)
         folder = OUT / name
         if name == "sd35":
             model.to(torch.bfloat16).save_pretrained(folder)
@@ -163,12 +136,11 @@ def main():
             for k, v in inp.items():
                 tensors[f"{case}.{k}"] = v.contiguous()
             tensors[f"{case}.out"] = out.contiguous()
-        save_file(tensors, OUT / f"{name}.io.safetensors",
-                  metadata={"torch": torch.__version__,
-                            "diffusers": __import__("diffusers").__version__})
+        save_file(tensors, OUT / f"{name}.io.safetensors", metadata=versions())
         n = sum(p.numel() for p in ref.parameters())
         print(f"{name}: {n} params, cases {sorted(tensors)}")
-    (OUT / "real_configs.json").write_text(json.dumps(real_key_trees(), indent=1) + "\n")
+    (OUT / "real_configs.json").write_text(json.dumps(
+        real_key_trees(SD3Transformer2DModel, REAL_CONFIGS), indent=1) + "\n")
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total / 1024:.0f} KB)")
 

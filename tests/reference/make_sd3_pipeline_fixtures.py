@@ -20,7 +20,6 @@ folder by nulling the two entries of model_index.json. Tokenizers are the tiny v
 tests/data/clip/tokenizer{,_2} (make_clip_fixtures.py) and tests/data/t5/tokenizer/spiece.model
 (make_t5_fixtures.py). Deterministic (fixed seeds).
 """
-import json
 import shutil
 from pathlib import Path
 
@@ -29,9 +28,10 @@ import torch
 from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler,
                        FlowMatchHeunDiscreteScheduler, SD3Transformer2DModel,
                        StableDiffusion3Pipeline)
-from safetensors.torch import save_file
 from transformers import (CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer, T5Config,
                           T5EncoderModel, T5Tokenizer)
+
+from fixture_util import perturb, save_goldens, ship_slow_tokenizers
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"
@@ -51,15 +51,6 @@ CASES = [
 # kiln sampler name -> the diffusers scheduler built from the folder's scheduler config.
 SCHEDULERS = {"flow_euler": FlowMatchEulerDiscreteScheduler,
               "flow_heun": FlowMatchHeunDiscreteScheduler}
-
-
-def perturb(model, seed):
-    """Random init leaves norm weights at 1 and some projections at zero: perturb every weight so
-    the whole network contributes to the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, p in sorted(model.named_parameters()):
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
 
 
 def build():
@@ -88,7 +79,7 @@ def build():
                         scaling_factor=1.5305, shift_factor=0.0609,
                         use_quant_conv=False, use_post_quant_conv=False)
     for i, m in enumerate((transformer, vae, text_encoder, text_encoder_2, text_encoder_3)):
-        perturb(m, 100 + i)
+        perturb(m, 100 + i, 0.05)
     # stabilityai/stable-diffusion-3.5-medium's scheduler_config.json.
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
     return StableDiffusion3Pipeline(
@@ -105,14 +96,8 @@ def main():
     if OUT.exists():
         shutil.rmtree(OUT)
     pipe.to(torch.float16).save_pretrained(OUT)
-    # transformers 5 writes tokenizer.json; diffusers folders in the wild carry vocab.json +
-    # merges.txt and spiece.model (what kiln reads), so ship those instead and reload from them.
-    for tok in ("tokenizer", "tokenizer_2"):
-        for f in ("vocab.json", "merges.txt"):
-            shutil.copy(DATA / "clip" / tok / f, OUT / tok / f)
-    shutil.copy(DATA / "t5" / "tokenizer" / "spiece.model", OUT / "tokenizer_3" / "spiece.model")
-    for f in OUT.rglob("tokenizer.json"):
-        f.unlink()
+    # Reloaded from the shipped vocab.json + merges.txt / spiece.model.
+    ship_slow_tokenizers(DATA, OUT, clip=("tokenizer", "tokenizer_2"), t5="tokenizer_3")
     pipe = StableDiffusion3Pipeline.from_pretrained(OUT, torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     te3, tok3 = pipe.text_encoder_3, pipe.tokenizer_3
@@ -134,9 +119,7 @@ def main():
                           width=w, max_sequence_length=max_len, t5=t5))
         inside = ((img > 0.01) & (img < 0.99)).float().mean().item()
         print(f"{name}: {tuple(img.shape)} mean {img.mean():.4f} unclipped {inside:.0%}")
-    save_file(goldens, DATA / "sd3_pipe.goldens.safetensors",
-              metadata={"cases": json.dumps(cases), "torch": torch.__version__,
-                        "diffusers": diffusers.__version__})
+    save_goldens(DATA / "sd3_pipe.goldens.safetensors", goldens, cases, with_diffusers=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ import torch
 from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
                        EulerDiscreteScheduler, StableDiffusionImg2ImgPipeline,
                        StableDiffusionInpaintPipeline, UNet2DConditionModel)
-from safetensors.torch import save_file
+
+from fixture_util import save_goldens
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"
@@ -97,8 +98,7 @@ def main():
                           options=extra, prompt=prompt, negative_prompt=negative, steps=steps,
                           guidance_scale=cfg, seed=seed, batch=batch, strength=strength,
                           height=HEIGHT, width=WIDTH))
-    save_file(goldens, DATA / "sd_img2img.goldens.safetensors",
-              metadata={"cases": json.dumps(cases), "torch": torch.__version__})
+    save_goldens(DATA / "sd_img2img.goldens.safetensors", goldens, cases)
     print(json.dumps(cases, indent=1))
 
 

@@ -26,9 +26,10 @@ from diffusers import (AutoencoderKL, DPMSolverMultistepScheduler, EulerAncestra
                        EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
                        StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline,
                        UNet2DConditionModel)
-from safetensors.torch import save_file
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection,
                           CLIPTokenizer)
+
+from fixture_util import save_goldens, ship_slow_tokenizers
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"
@@ -89,11 +90,7 @@ def main():
     if OUT.exists():
         shutil.rmtree(OUT)
     pipe.to(torch.float16).save_pretrained(OUT)
-    for tok in ("tokenizer", "tokenizer_2"):
-        for f in ("vocab.json", "merges.txt"):
-            shutil.copy(DATA / "clip" / tok / f, OUT / tok / f)
-    for f in OUT.rglob("tokenizer.json"):
-        f.unlink()
+    ship_slow_tokenizers(DATA, OUT, clip=("tokenizer", "tokenizer_2"))
     pipe = StableDiffusionXLPipeline.from_pretrained(OUT, torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     base_cfg = dict(pipe.scheduler.config)
@@ -128,8 +125,7 @@ def main():
         cases.append(dict(name=name, scheduler=cls.__name__, options=extra, prompt=prompt,
                           negative_prompt=negative, steps=steps, guidance_scale=cfg, seed=seed,
                           batch=batch, height=HEIGHT, width=WIDTH, strength=strength))
-    save_file(goldens, DATA / "sdxl_pipe.goldens.safetensors",
-              metadata={"cases": json.dumps(cases), "torch": torch.__version__})
+    save_goldens(DATA / "sdxl_pipe.goldens.safetensors", goldens, cases)
     print(json.dumps(cases, indent=1))
 
 

@@ -19,7 +19,7 @@ Each `<name>.io.safetensors` holds one or more cases `<case>.sample`, `<case>.ti
 `<case>.timestep_cond` for LCM) and the diffusers output `<case>.out`, all f32. Batch 2
 everywhere (CFG layout: the same latent twice, uncond + cond text), awkward sequence lengths and
 one case whose spatial size is not a multiple of 2^(levels-1) (diffusers then forwards the skip
-sizes to the upsamplers). `real_configs.json`: see real_key_trees().
+sizes to the upsamplers). `real_configs.json`: see fixture_util.real_key_trees().
 
 Run:  /tmp/venv/ref/bin/python tests/reference/make_unet_fixtures.py
 Deterministic values (fixed seeds, CPU f32; safetensors may order the metadata differently).
@@ -33,17 +33,9 @@ import torch
 from diffusers import UNet2DConditionModel
 from safetensors.torch import save_file
 
+from fixture_util import perturb, real_key_trees, versions
+
 OUT = Path(__file__).resolve().parent.parent / "data" / "unet"
-
-
-def perturb(model, seed):
-    """Default init leaves norms at weight 1 / bias 0; give every 1-D parameter random values so
-    the affine parameters (and any key mix-up between them) show in the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, p in sorted(model.named_parameters()):
-            if p.ndim == 1:
-                p.add_(0.1 * torch.randn(p.shape, generator=g))
 
 
 CONFIGS = {
@@ -177,27 +169,6 @@ REAL_CONFIGS = {
 }
 
 
-def fnv1a64(text):
-    h = 0xCBF29CE484222325
-    for b in text.encode():
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
-
-
-def real_key_trees():
-    """name -> {config, keys, params, fnv1a64 of the sorted "key a,b,c" lines} per real config:
-    kiln's module tree must produce exactly diffusers' state_dict keys and shapes."""
-    out = {}
-    for name, cfg in REAL_CONFIGS.items():
-        with torch.device("meta"):
-            m = UNet2DConditionModel(**cfg)
-        sd = m.state_dict()
-        lines = "".join(f"{k} {','.join(map(str, v.shape))}\n" for k, v in sorted(sd.items()))
-        out[name] = {"config": cfg, "keys": len(sd), "params": sum(v.numel() for v in sd.values()),
-                     "fnv1a64": fnv1a64(lines)}
-    return out
-
-
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -206,7 +177,7 @@ def main():
     for i, (name, cfg) in enumerate(CONFIGS.items()):
         torch.manual_seed(100 + i)
         model = UNet2DConditionModel(**cfg).eval()
-        perturb(model, 200 + i)
+        perturb(model, 200 + i, 0.1, only_1d=True)
         folder = OUT / name
         if name == "sd2":
             model.save_pretrained(folder, max_shard_size="150KB")
@@ -230,11 +201,11 @@ def main():
             for k, v in inp.items():
                 tensors[f"{case}.{k}"] = v.contiguous()
             tensors[f"{case}.out"] = out.contiguous()
-        save_file(tensors, OUT / f"{name}.io.safetensors",
-                  metadata={"torch": torch.__version__, "diffusers": __import__("diffusers").__version__})
+        save_file(tensors, OUT / f"{name}.io.safetensors", metadata=versions())
         n = sum(p.numel() for p in ref.parameters())
         print(f"{name}: {n} params, cases {sorted(cases_for(name, torch.Generator()).keys())}")
-    (OUT / "real_configs.json").write_text(json.dumps(real_key_trees(), indent=1) + "\n")
+    (OUT / "real_configs.json").write_text(json.dumps(
+        real_key_trees(UNet2DConditionModel, REAL_CONFIGS), indent=1) + "\n")
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total / 1024:.0f} KB)")
 

@@ -98,8 +98,24 @@ Diff compare(const Tensor& actual, const std::vector<double>& expected) {
   return ::testing::AssertionFailure() << "no exception";
 }
 
+::testing::AssertionResult throws_any_error(const std::function<void()>& fn,
+                                            const std::vector<std::string>& parts) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return throws_error([&] { throw e; }, e.code(), parts);
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << "non-kiln exception: " << e.what();
+  }
+  return ::testing::AssertionFailure() << "no exception";
+}
+
 void expect_error(const std::function<void()>& fn, const std::string& needle) {
   EXPECT_TRUE(throws_error(fn, Status::invalid_argument, {needle}));
+}
+
+void expect_error(const std::function<void()>& fn, Status status, const std::string& needle) {
+  EXPECT_TRUE(throws_error(fn, status, {needle}));
 }
 
 }  // namespace kiln::test

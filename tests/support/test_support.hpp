@@ -45,7 +45,12 @@ Diff compare(const Tensor& actual, const std::vector<double>& expected);
 // one of `parts`.
 ::testing::AssertionResult throws_error(const std::function<void()>& fn, Status status,
                                         const std::vector<std::string>& parts);
+// As throws_error, for a kiln::Error of any status.
+::testing::AssertionResult throws_any_error(const std::function<void()>& fn,
+                                            const std::vector<std::string>& parts);
 // EXPECTs that `fn` fails with an invalid_argument kiln::Error mentioning `needle`.
 void expect_error(const std::function<void()>& fn, const std::string& needle);
+// EXPECTs that `fn` fails with a kiln::Error of `status` mentioning `needle`.
+void expect_error(const std::function<void()>& fn, Status status, const std::string& needle);
 
 }  // namespace kiln::test

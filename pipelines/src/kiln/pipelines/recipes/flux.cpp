@@ -4,42 +4,24 @@
 
 #include "kiln/io/diffusers.hpp"
 #include "kiln/ops/ops.hpp"
+#include "kiln/pipelines/recipes/recipe_util.hpp"
 #include "kiln/rng/generator.hpp"
 
 namespace kiln::pipelines::recipes {
 
 namespace {
 constexpr const char* kCtx = "flux";
-
-// Flow-matching samplers (the schedules they take: flow, or UniPC's flow sigmas).
-bool is_flow_sampler(samplers::SamplerKind kind) {
-  const samplers::TimestepRule r = samplers::timestep_rule(kind);
-  return r == samplers::TimestepRule::flow || r == samplers::TimestepRule::flow_unipc;
-}
-
-// (1, ...) -> (B, ...): num_images_per_prompt copies of one prompt's embeddings.
-Tensor repeat_batch(const Tensor& t, int64_t batch) {
-  Shape s = t.shape();
-  s[0] = batch;
-  return t.expand(s).contiguous();
-}
 }  // namespace
 
 Flux Flux::load(const std::filesystem::path& folder) {
   io::DiffusersFolder f = io::DiffusersFolder::open(folder);
   Flux fx;
-  fx.tokenizer_ = std::make_shared<const text::ClipTokenizer>(
-      text::ClipTokenizer::load(f.component_dir("tokenizer")));
-  fx.text_encoder_ = std::make_shared<const models::ClipTextModel>(
-      models::ClipTextModel::load(f.component_dir("text_encoder")));
-  fx.tokenizer_2_ = std::make_shared<const text::T5Tokenizer>(
-      text::T5Tokenizer::load(f.component_dir("tokenizer_2")));
-  fx.text_encoder_2_ = std::make_shared<const models::T5EncoderModel>(
-      models::T5EncoderModel::load(f.component_dir("text_encoder_2")));
-  fx.transformer_ = std::make_shared<const models::FluxTransformer2DModel>(
-      models::FluxTransformer2DModel::load(f.component_dir("transformer")));
-  fx.vae_ = std::make_shared<const models::AutoencoderKL>(
-      models::AutoencoderKL::load(f.component_dir("vae")));
+  fx.tokenizer_ = load_component<text::ClipTokenizer>(f, "tokenizer");
+  fx.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder");
+  fx.tokenizer_2_ = load_component<text::T5Tokenizer>(f, "tokenizer_2");
+  fx.text_encoder_2_ = load_component<models::T5EncoderModel>(f, "text_encoder_2");
+  fx.transformer_ = load_component<models::FluxTransformer2DModel>(f, "transformer");
+  fx.vae_ = load_component<models::AutoencoderKL>(f, "vae");
   fx.schedule_cfg_ = samplers::ScheduleConfig::from_config(f.config("scheduler"));
 
   // The shapes the components must agree on (a mixed-up folder fails here, not mid-sampling).
@@ -62,8 +44,7 @@ Flux Flux::load(const std::filesystem::path& folder) {
 }
 
 Flux::TextEmbeds Flux::encode_text(const std::string& prompt, int max_sequence_length) const {
-  KILN_ARG(max_sequence_length >= 1 && max_sequence_length <= 512, kCtx, "max_sequence_length ",
-           max_sequence_length, " out of range [1, 512]");
+  check_max_sequence_length(max_sequence_length, kCtx);
   // _get_clip_prompt_embeds: pooler_output of the padded 77 tokens.
   std::vector<std::vector<int32_t>> clip_ids{tokenizer_->encode_padded(prompt)};
   Tensor pooled = text_encoder_->forward(clip_ids).pooled;  // (1, 768)
@@ -101,9 +82,7 @@ samplers::Schedule Flux::flux_schedule(int steps, int64_t image_seq_len) const {
 }
 
 Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
-  KILN_ARG(req.steps >= 1 && req.steps <= samplers::kMaxSteps, kCtx, "steps ", req.steps,
-           " out of range [1, ", samplers::kMaxSteps, "]");
-  KILN_ARG(req.batch >= 1 && req.batch <= 64, kCtx, "batch ", req.batch, " out of range [1, 64]");
+  check_steps_and_batch(req, kCtx);
   KILN_ARG(std::isfinite(req.guidance_scale), kCtx, "guidance_scale must be finite");
   const auto& tc = transformer_->config();
   const int64_t f = vae_->downscale_factor();
@@ -117,8 +96,7 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   KILN_ARG(is_flow_sampler(kind), kCtx, "sampler \"", req.sampler,
            "\" is not a flow-matching sampler (Flux takes flow_euler, flow_heun or flow_unipc)");
   const samplers::ScheduleKind sched_kind = samplers::schedule_from_name(req.schedule);
-  KILN_ARG(opt.max_sequence_length >= 1 && opt.max_sequence_length <= 512, kCtx,
-           "max_sequence_length ", opt.max_sequence_length, " out of range [1, 512]");
+  check_max_sequence_length(opt.max_sequence_length, kCtx);
   const int64_t B = req.batch;
 
   TextEmbeds te = encode_text(req.prompt, opt.max_sequence_length);
@@ -151,10 +129,7 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
     return transformer_->forward(x_in, states, pooled, ts, img_ids, txt_ids, guidance);
   };
   samplers::Denoiser denoiser = samplers::wrap_model(model, schedule_cfg_, sched);
-  samplers::SamplerContext ctx;
-  ctx.gen = &gen;
-  ctx.progress = req.progress;
-  ctx.cancel = req.cancel;
+  samplers::SamplerContext ctx = sampler_context(req, gen);
   x = samplers::sample(kind, denoiser, x, sched.sigmas, ctx);
   x = samplers::final_latents(x, sched.sigmas.back(), schedule_cfg_);
   // _unpack_latents, latents / scaling_factor + shift_factor -> decode

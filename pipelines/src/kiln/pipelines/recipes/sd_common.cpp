@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kiln/ops/ops.hpp"
+#include "kiln/pipelines/recipes/recipe_util.hpp"
 #include "kiln/pipelines/samplers/samplers.hpp"
 #include "kiln/rng/generator.hpp"
 
@@ -48,9 +49,7 @@ int img2img_first_step(int steps, double strength, const char* context) {
 
 SdPlan plan_request(const SdParts& p, const ImageRequest& req) {
   const char* ctx = p.context;
-  KILN_ARG(req.steps >= 1 && req.steps <= samplers::kMaxSteps, ctx, "steps ", req.steps,
-           " out of range [1, ", samplers::kMaxSteps, "]");
-  KILN_ARG(req.batch >= 1 && req.batch <= 64, ctx, "batch ", req.batch, " out of range [1, 64]");
+  check_steps_and_batch(req, ctx);
   samplers::sampler_from_name(req.sampler);    // throws listing the names
   samplers::schedule_from_name(req.schedule);  // idem
   SdPlan plan;
@@ -146,35 +145,26 @@ Tensor denoise_and_decode(const SdParts& p, const ImageRequest& req, const SdPla
 
   const float g = req.guidance_scale;
   const bool cfg = plan.cfg;
-  auto twice = [](const Tensor& t) {
-    Tensor two[] = {t, t};
-    return ops::concat(two, 0);
-  };
   const Tensor mask_in =
-      plan.inpaint && inpaint_unet ? (cfg ? twice(mask_lat) : mask_lat) : Tensor();
+      plan.inpaint && inpaint_unet ? (cfg ? duplicate_for_cfg(mask_lat) : mask_lat) : Tensor();
   const Tensor masked_in =
-      plan.inpaint && inpaint_unet ? (cfg ? twice(masked_lat) : masked_lat) : Tensor();
+      plan.inpaint && inpaint_unet ? (cfg ? duplicate_for_cfg(masked_lat) : masked_lat) : Tensor();
   samplers::ModelFn model = [&](const Tensor& x_in, float t) {
-    Tensor in = cfg ? twice(x_in) : x_in;
+    Tensor in = cfg ? duplicate_for_cfg(x_in) : x_in;
     if (mask_in.defined()) {  // 9 channels: (latents, mask, masked image latents), unscaled
       Tensor parts[] = {in, mask_in, masked_in};
       in = ops::concat(parts, 1);
     }
     Tensor ts = Tensor::full({in.size(0)}, t);
     Tensor out = p.unet.forward(in, ts, cond.text, cond.added);
-    if (!cfg) return out;
-    auto halves = ops::chunk(out, 2, 0);  // uncond + g * (text - uncond)
-    return ops::add(halves[0], ops::scale(ops::sub(halves[1], halves[0]), g));
+    return cfg ? combine_cfg(out, g) : out;
   };
   // LCMScheduler always applies the consistency boundary condition; TCD's intermediate point is
   // a training timestep off the sigma list, so it needs the model's noise table.
   samplers::WrapOptions wrap;
   wrap.lcm_boundary = kind == samplers::SamplerKind::lcm;
   samplers::Denoiser denoiser = samplers::wrap_model(model, p.schedule_cfg, sched, wrap);
-  samplers::SamplerContext ctx;
-  ctx.gen = &gen;
-  ctx.progress = req.progress;
-  ctx.cancel = req.cancel;
+  samplers::SamplerContext ctx = sampler_context(req, gen);
   // 4-channel inpainting: after each step but the last, the latents outside the mask are
   // replaced by the original re-noised to the next sigma:
   //   x = (1 - m) * (x0 + sigma_next * noise) + m * x.

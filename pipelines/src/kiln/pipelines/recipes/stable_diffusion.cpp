@@ -2,6 +2,7 @@
 
 #include "kiln/io/diffusers.hpp"
 #include "kiln/ops/ops.hpp"
+#include "kiln/pipelines/recipes/recipe_util.hpp"
 #include "kiln/pipelines/recipes/sd_common.hpp"
 
 namespace kiln::pipelines::recipes {
@@ -13,14 +14,10 @@ constexpr const char* kCtx = "stable_diffusion";
 StableDiffusion StableDiffusion::load(const std::filesystem::path& folder) {
   io::DiffusersFolder f = io::DiffusersFolder::open(folder);
   StableDiffusion sd;
-  sd.tokenizer_ = std::make_shared<const text::ClipTokenizer>(
-      text::ClipTokenizer::load(f.component_dir("tokenizer")));
-  sd.text_encoder_ = std::make_shared<const models::ClipTextModel>(
-      models::ClipTextModel::load(f.component_dir("text_encoder")));
-  sd.unet_ = std::make_shared<const models::UNet2DConditionModel>(
-      models::UNet2DConditionModel::load(f.component_dir("unet")));
-  sd.vae_ = std::make_shared<const models::AutoencoderKL>(
-      models::AutoencoderKL::load(f.component_dir("vae")));
+  sd.tokenizer_ = load_component<text::ClipTokenizer>(f, "tokenizer");
+  sd.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder");
+  sd.unet_ = load_component<models::UNet2DConditionModel>(f, "unet");
+  sd.vae_ = load_component<models::AutoencoderKL>(f, "vae");
   sd.schedule_cfg_ = samplers::ScheduleConfig::from_config(f.config("scheduler"));
   sd.sample_size_ = f.config("unet").get_int_or("sample_size", 64);
   const auto& uc = sd.unet_->config();
@@ -44,7 +41,7 @@ Tensor StableDiffusion::generate(const SdRequest& req) const {
   // Text conditioning: (B, 77, D), negatives first when guiding (diffusers' cat order).
   Tensor pos = encode_text(req.prompt);
   SdConditioning cond;
-  cond.text = pos.expand({B, pos.size(1), pos.size(2)}).contiguous();
+  cond.text = repeat_batch(pos, B);
   if (plan.cfg) {
     Tensor neg = encode_text(req.negative_prompt);
     Tensor both[] = {neg.expand({B, neg.size(1), neg.size(2)}), cond.text};

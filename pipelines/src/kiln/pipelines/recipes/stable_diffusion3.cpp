@@ -4,57 +4,32 @@
 
 #include "kiln/io/diffusers.hpp"
 #include "kiln/ops/ops.hpp"
+#include "kiln/pipelines/recipes/recipe_util.hpp"
 #include "kiln/rng/generator.hpp"
 
 namespace kiln::pipelines::recipes {
 
 namespace {
 constexpr const char* kCtx = "stable_diffusion3";
-
-// A component listed with a class in model_index.json (absent and [null, null] both mean no).
-bool present(const io::DiffusersFolder& f, std::string_view name) {
-  return f.has_component(name) && f.component(name).present();
-}
-
-// Flow-matching samplers (the schedules they take: flow, or UniPC's flow sigmas).
-bool is_flow_sampler(samplers::SamplerKind kind) {
-  const samplers::TimestepRule r = samplers::timestep_rule(kind);
-  return r == samplers::TimestepRule::flow || r == samplers::TimestepRule::flow_unipc;
-}
-
-// (1, S, D) -> (B, S, D) and (1, D) -> (B, D): num_images_per_prompt copies of one prompt.
-Tensor repeat_batch(const Tensor& t, int64_t batch) {
-  Shape s = t.shape();
-  s[0] = batch;
-  return t.expand(s).contiguous();
-}
 }  // namespace
 
 StableDiffusion3 StableDiffusion3::load(const std::filesystem::path& folder) {
   io::DiffusersFolder f = io::DiffusersFolder::open(folder);
   StableDiffusion3 sd;
-  sd.tokenizer_ = std::make_shared<const text::ClipTokenizer>(
-      text::ClipTokenizer::load(f.component_dir("tokenizer")));
-  sd.tokenizer_2_ = std::make_shared<const text::ClipTokenizer>(
-      text::ClipTokenizer::load(f.component_dir("tokenizer_2")));
-  sd.text_encoder_ = std::make_shared<const models::ClipTextModel>(
-      models::ClipTextModel::load(f.component_dir("text_encoder")));
-  sd.text_encoder_2_ = std::make_shared<const models::ClipTextModel>(
-      models::ClipTextModel::load(f.component_dir("text_encoder_2")));
+  sd.tokenizer_ = load_component<text::ClipTokenizer>(f, "tokenizer");
+  sd.tokenizer_2_ = load_component<text::ClipTokenizer>(f, "tokenizer_2");
+  sd.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder");
+  sd.text_encoder_2_ = load_component<models::ClipTextModel>(f, "text_encoder_2");
   // SD3 ships without T5 too ([null, null] entries): diffusers then feeds zeros in its place.
-  if (present(f, "text_encoder_3")) {
-    KILN_CHECK(present(f, "tokenizer_3"), Status::format_error,
+  if (has_present_component(f, "text_encoder_3")) {
+    KILN_CHECK(has_present_component(f, "tokenizer_3"), Status::format_error,
                (folder / "model_index.json").string(),
                "text_encoder_3 is set but tokenizer_3 is not");
-    sd.tokenizer_3_ = std::make_shared<const text::T5Tokenizer>(
-        text::T5Tokenizer::load(f.component_dir("tokenizer_3")));
-    sd.text_encoder_3_ = std::make_shared<const models::T5EncoderModel>(
-        models::T5EncoderModel::load(f.component_dir("text_encoder_3")));
+    sd.tokenizer_3_ = load_component<text::T5Tokenizer>(f, "tokenizer_3");
+    sd.text_encoder_3_ = load_component<models::T5EncoderModel>(f, "text_encoder_3");
   }
-  sd.transformer_ = std::make_shared<const models::SD3Transformer2DModel>(
-      models::SD3Transformer2DModel::load(f.component_dir("transformer")));
-  sd.vae_ = std::make_shared<const models::AutoencoderKL>(
-      models::AutoencoderKL::load(f.component_dir("vae")));
+  sd.transformer_ = load_component<models::SD3Transformer2DModel>(f, "transformer");
+  sd.vae_ = load_component<models::AutoencoderKL>(f, "vae");
   sd.schedule_cfg_ = samplers::ScheduleConfig::from_config(f.config("scheduler"));
 
   // The shapes the components must agree on (a mixed-up folder fails here, not mid-sampling).
@@ -87,8 +62,7 @@ StableDiffusion3 StableDiffusion3::load(const std::filesystem::path& folder) {
 
 StableDiffusion3::TextEmbeds StableDiffusion3::encode_text(const std::string& prompt,
                                                            int max_sequence_length) const {
-  KILN_ARG(max_sequence_length >= 1 && max_sequence_length <= 512, kCtx, "max_sequence_length ",
-           max_sequence_length, " out of range [1, 512]");
+  check_max_sequence_length(max_sequence_length, kCtx);
   // _get_clip_prompt_embeds: both tokenizers pad to tokenizer (1)'s model_max_length;
   // hidden_states[-2] and the projected output (text_embeds).
   const int64_t clip_len = tokenizer_->model_max_length();
@@ -129,9 +103,7 @@ int64_t StableDiffusion3::size_multiple() const {
 }
 
 Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt) const {
-  KILN_ARG(req.steps >= 1 && req.steps <= samplers::kMaxSteps, kCtx, "steps ", req.steps,
-           " out of range [1, ", samplers::kMaxSteps, "]");
-  KILN_ARG(req.batch >= 1 && req.batch <= 64, kCtx, "batch ", req.batch, " out of range [1, 64]");
+  check_steps_and_batch(req, kCtx);
   KILN_ARG(std::isfinite(req.guidance_scale), kCtx, "guidance_scale must be finite");
   const auto& tc = transformer_->config();
   const int64_t f = vae_->downscale_factor(), p = tc.patch_size;
@@ -145,8 +117,7 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
   KILN_ARG(is_flow_sampler(kind), kCtx, "sampler \"", req.sampler,
            "\" is not a flow-matching sampler (SD3 takes flow_euler, flow_heun or flow_unipc)");
   const samplers::ScheduleKind sched_kind = samplers::schedule_from_name(req.schedule);
-  KILN_ARG(opt.max_sequence_length >= 1 && opt.max_sequence_length <= 512, kCtx,
-           "max_sequence_length ", opt.max_sequence_length, " out of range [1, 512]");
+  check_max_sequence_length(opt.max_sequence_length, kCtx);
   const bool cfg = req.guidance_scale > 1.f;
   const int64_t B = req.batch;
 
@@ -172,22 +143,13 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
 
   const float g = req.guidance_scale;
   samplers::ModelFn model = [&](const Tensor& x_in, float t) {
-    Tensor in = x_in;
-    if (cfg) {
-      Tensor two[] = {x_in, x_in};
-      in = ops::concat(two, 0);
-    }
+    Tensor in = cfg ? duplicate_for_cfg(x_in) : x_in;
     Tensor ts = Tensor::full({in.size(0)}, t);
     Tensor v = transformer_->forward(in, states, pooled, ts);
-    if (!cfg) return v;
-    auto halves = ops::chunk(v, 2, 0);  // uncond + g * (text - uncond)
-    return ops::add(halves[0], ops::scale(ops::sub(halves[1], halves[0]), g));
+    return cfg ? combine_cfg(v, g) : v;
   };
   samplers::Denoiser denoiser = samplers::wrap_model(model, schedule_cfg_, sched);
-  samplers::SamplerContext ctx;
-  ctx.gen = &gen;
-  ctx.progress = req.progress;
-  ctx.cancel = req.cancel;
+  samplers::SamplerContext ctx = sampler_context(req, gen);
   x = samplers::sample(kind, denoiser, x, sched.sigmas, ctx);
   x = samplers::final_latents(x, sched.sigmas.back(), schedule_cfg_);
   // latents / scaling_factor + shift_factor -> decode

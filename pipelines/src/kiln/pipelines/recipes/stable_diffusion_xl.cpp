@@ -4,6 +4,7 @@
 
 #include "kiln/io/diffusers.hpp"
 #include "kiln/ops/ops.hpp"
+#include "kiln/pipelines/recipes/recipe_util.hpp"
 #include "kiln/pipelines/recipes/sd_common.hpp"
 
 namespace kiln::pipelines::recipes {
@@ -13,32 +14,19 @@ namespace {
 constexpr const char* kCtx = "stable_diffusion_xl";
 constexpr int64_t kTimeIds = 6;  // original_size (2) + crops_coords_top_left (2) + target_size (2)
 
-// (1, ...) -> (B, ...), contiguous (prompt_embeds.repeat(1, n, 1).view(B, ...)).
-Tensor to_batch(const Tensor& x, int64_t B) {
-  Shape s = x.shape();
-  s[0] = B;
-  return x.expand(s).contiguous();
-}
-
 }  // namespace
 
 StableDiffusionXL StableDiffusionXL::load(const std::filesystem::path& folder) {
   io::DiffusersFolder f = io::DiffusersFolder::open(folder);
   StableDiffusionXL xl;
-  if (f.has_component("text_encoder") && f.component("text_encoder").present()) {
-    xl.tokenizer_ = std::make_shared<const text::ClipTokenizer>(
-        text::ClipTokenizer::load(f.component_dir("tokenizer")));
-    xl.text_encoder_ = std::make_shared<const models::ClipTextModel>(
-        models::ClipTextModel::load(f.component_dir("text_encoder")));
+  if (has_present_component(f, "text_encoder")) {
+    xl.tokenizer_ = load_component<text::ClipTokenizer>(f, "tokenizer");
+    xl.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder");
   }
-  xl.tokenizer_2_ = std::make_shared<const text::ClipTokenizer>(
-      text::ClipTokenizer::load(f.component_dir("tokenizer_2")));
-  xl.text_encoder_2_ = std::make_shared<const models::ClipTextModel>(
-      models::ClipTextModel::load(f.component_dir("text_encoder_2")));
-  xl.unet_ = std::make_shared<const models::UNet2DConditionModel>(
-      models::UNet2DConditionModel::load(f.component_dir("unet")));
-  xl.vae_ = std::make_shared<const models::AutoencoderKL>(
-      models::AutoencoderKL::load(f.component_dir("vae")));
+  xl.tokenizer_2_ = load_component<text::ClipTokenizer>(f, "tokenizer_2");
+  xl.text_encoder_2_ = load_component<models::ClipTextModel>(f, "text_encoder_2");
+  xl.unet_ = load_component<models::UNet2DConditionModel>(f, "unet");
+  xl.vae_ = load_component<models::AutoencoderKL>(f, "vae");
   xl.schedule_cfg_ = samplers::ScheduleConfig::from_config(f.config("scheduler"));
   xl.sample_size_ = f.config("unet").get_int_or("sample_size", 128);
   const auto& opt = f.options();
@@ -95,10 +83,10 @@ Tensor StableDiffusionXL::generate(const ImageRequest& req) const {
   // add_time_ids = (original_size + crops_coords_top_left + target_size), original = target =
   // the output size; negative_original_size/target_size default to the same.
   const float h = static_cast<float>(plan.height), w = static_cast<float>(plan.width);
-  Tensor ids = to_batch(Tensor::from_f32({1, kTimeIds}, {h, w, 0.f, 0.f, h, w}), B);
+  Tensor ids = repeat_batch(Tensor::from_f32({1, kTimeIds}, {h, w, 0.f, 0.f, h, w}), B);
   SdConditioning cond;
-  cond.text = to_batch(pos.states, B);
-  cond.added.text_embeds = to_batch(pos.pooled, B);
+  cond.text = repeat_batch(pos.states, B);
+  cond.added.text_embeds = repeat_batch(pos.pooled, B);
   cond.added.time_ids = ids;
   if (plan.cfg) {
     TextEmbeds neg;
@@ -108,8 +96,8 @@ Tensor StableDiffusionXL::generate(const ImageRequest& req) const {
     } else {
       neg = encode_text(req.negative_prompt);
     }
-    Tensor text[] = {to_batch(neg.states, B), cond.text};
-    Tensor pooled[] = {to_batch(neg.pooled, B), cond.added.text_embeds};
+    Tensor text[] = {repeat_batch(neg.states, B), cond.text};
+    Tensor pooled[] = {repeat_batch(neg.pooled, B), cond.added.text_embeds};
     Tensor both_ids[] = {ids, ids};
     cond.text = ops::concat(text, 0);
     cond.added.text_embeds = ops::concat(pooled, 0);

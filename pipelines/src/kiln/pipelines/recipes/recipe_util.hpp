@@ -1,0 +1,46 @@
+// Pieces the image recipes (SD1.x/2.x, SDXL, SD3, Flux) share verbatim: component loading,
+// request checks with the same messages, batch expansion, classifier-free guidance and the
+// sampler context. Anything a family does its own way stays in that family's file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "kiln/core/tensor.hpp"
+#include "kiln/io/diffusers.hpp"
+#include "kiln/pipelines/recipes/image_request.hpp"
+#include "kiln/pipelines/samplers/samplers.hpp"
+#include "kiln/rng/generator.hpp"
+
+namespace kiln::pipelines::recipes {
+
+// T::load(<folder>/<name>) behind the shared_ptr<const T> the recipes hold.
+template <typename T>
+std::shared_ptr<const T> load_component(const io::DiffusersFolder& f, std::string_view name) {
+  return std::make_shared<const T>(T::load(f.component_dir(name)));
+}
+
+// A component listed with a class in model_index.json (absent and [null, null] both mean no).
+bool has_present_component(const io::DiffusersFolder& f, std::string_view name);
+
+// steps in [1, kMaxSteps] and batch in [1, 64], invalid_argument naming the field otherwise.
+void check_steps_and_batch(const ImageRequest& req, const char* context);
+// T5 max_sequence_length in [1, 512] (SD3 and Flux).
+void check_max_sequence_length(int max_sequence_length, const char* context);
+
+// Flow-matching samplers (the schedules they take: flow, or UniPC's flow sigmas).
+bool is_flow_sampler(samplers::SamplerKind kind);
+
+// (1, ...) -> (batch, ...), contiguous: num_images_per_prompt copies of one prompt's embeddings
+// (prompt_embeds.repeat(1, n, 1).view(batch, ...)).
+Tensor repeat_batch(const Tensor& t, int64_t batch);
+// (B, ...) -> (2B, ...): the model input of a guided step, one copy per half.
+Tensor duplicate_for_cfg(const Tensor& t);
+// The (2B, ...) output of a guided step, negatives first -> uncond + g * (text - uncond).
+Tensor combine_cfg(const Tensor& out, float guidance_scale);
+
+// The sampler context of a request: its generator, progress and cancel callbacks.
+samplers::SamplerContext sampler_context(const ImageRequest& req, rng::Generator& gen);
+
+}  // namespace kiln::pipelines::recipes
