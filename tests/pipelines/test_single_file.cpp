@@ -374,11 +374,46 @@ TEST(SingleFileSd, StandaloneVaeAndUnetOnlyFiles) {
   EXPECT_TRUE(same_params(single, folder));
   // A U-Net without text encoders: SDXL by its added-conditioning projection.
   auto unet_only = std::make_shared<MemoryWeights>();
-  for (const auto& [k, v] : layout("sdxl")->shapes)
+  const auto sdxl = layout("sdxl");
+  for (const auto& [k, v] : sdxl->shapes)
     if (k.rfind("model.diffusion_model.", 0) == 0) unet_only->shapes[k] = v;
   const auto uckpt = ld::SingleFileCheckpoint::from_source(unet_only);
   EXPECT_EQ(uckpt.family(), "sdxl");
   EXPECT_EQ(uckpt.components().size(), 1u);
+}
+
+TEST(SingleFileSd3Bundle, VaeAndClipsOfAllInOneFiles) {
+  // sd3_medium_incl_clips-style: the transformer plus first_stage_model.* (LDM VAE) and
+  // text_encoders.clip_l/clip_g.transformer.* (transformers names, with projection); the VAE
+  // and CLIP-L here are the SD1 fixture's, re-prefixed.
+  auto m = copy_of(*io::SafetensorsFile::open(sf("sd35.safetensors")));
+  auto sd15 = io::SafetensorsFile::open(sf("sd15.safetensors"));
+  const std::string vp = "first_stage_model.", cp = "cond_stage_model.transformer.";
+  for (const auto& n : sd15->names()) {
+    if (n.rfind(vp, 0) == 0) m->tensors[n] = sd15->get(n);
+    if (n.rfind(cp, 0) == 0)
+      m->tensors["text_encoders.clip_l.transformer." + n.substr(cp.size())] = sd15->get(n);
+  }
+  m->tensors["text_encoders.clip_l.transformer.text_projection.weight"] =
+      Tensor::zeros({32, 32}, DType::f16);
+  m->tensors["text_encoders.t5xxl.transformer.shared.weight"] = Tensor::zeros({4, 4});
+  ld::SingleFileOptions o = sd15_options();
+  o.config_overrides.erase("unet");
+  o.config_overrides["transformer"] = pick(folder_config("sd3/sd35"), {"sample_size"});
+  const auto ckpt = ld::SingleFileCheckpoint::from_source(m, o);
+  std::vector<std::string> names;
+  for (const auto& c : ckpt.components()) names.push_back(c.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"transformer", "vae", "text_encoder"}));
+  EXPECT_EQ(ckpt.component("vae").config["shift_factor"], 0.0609);
+  EXPECT_EQ(ckpt.component("text_encoder").class_name, "CLIPTextModelWithProjection");
+  EXPECT_EQ(ckpt.unclaimed(),
+            (std::vector<std::string>{"text_encoders.t5xxl.transformer.shared.weight"}));
+  auto vae = ld::load_vae(ckpt);
+  auto folder = md::AutoencoderKL::load(data_dir() / "vae/sd_tiny");
+  round_params(folder, DType::f16);
+  EXPECT_TRUE(same_params(vae, folder));
+  const auto te = ld::load_clip_text(ckpt, "text_encoder");
+  EXPECT_TRUE(te.with_projection());
 }
 
 // ---------------------------------------------------------------- errors
