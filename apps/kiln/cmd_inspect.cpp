@@ -67,6 +67,15 @@ std::function<int()> add_inspect(CLI::App& app, const GlobalOptions& g) {
     }
     Weights w(rt, o->path);
     print_summary(o->path, w, o->all ? SIZE_MAX : o->limit, true);
+    // An original-layout checkpoint (model.diffusion_model.*, double_blocks.*, joint_blocks.*):
+    // what kiln detects in it. Other files (a component's weights, a latent) have no family.
+    if (!fs::is_directory(o->path)) {
+      try {
+        std::printf("%s", describe_checkpoint(o->path).c_str());
+      } catch (const kiln::Exception& e) {
+        if (e.status() != KILN_ERR_FORMAT) throw;
+      }
+    }
     return 0;
   };
 }

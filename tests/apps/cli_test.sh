@@ -57,6 +57,11 @@ fi
 grep -q '"event":"step","step":3,"total":3' "$tmp/rlog" && pass "render json progress" || bad "render json progress: $(cat "$tmp/rlog")"
 grep -aq "Steps: 3, Sampler: dpmpp_2m" "$tmp/r-0.png" && pass "render parameters chunk" || bad "render parameters chunk"
 if "$kiln" inspect "$data/sd15_pipe" | grep -q "pipeline family: sd1"; then pass "inspect pipeline folder"; else bad "inspect pipeline folder"; fi
+if "$kiln" inspect "$data/single_file/flux_dev.safetensors" | grep -q "checkpoint family: flux (dev)"; then
+  pass "inspect single-file checkpoint"
+else
+  bad "inspect single-file checkpoint"
+fi
 expect_fail "render unknown sampler" "not in" "$kiln" render -m "$data/sd15_pipe" -p x --sampler warp -o "$tmp/s.png"
 expect_fail "render size not a multiple" "multiple of 2" "$kiln" render -m "$data/sd15_pipe" -p x -W 17 -H 16 -o "$tmp/s.png"
 expect_fail "render not a pipeline" "model_index.json" "$kiln" render -m "$data/unet/sd15" -p x -o "$tmp/s.png"

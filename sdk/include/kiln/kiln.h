@@ -160,6 +160,10 @@ typedef struct kiln_model kiln_model;
 /* The family of a diffusers folder from its model_index.json, without loading any weights:
  * writes "sd1", "sdxl", "sd3" or "flux" into buf. KILN_ERR_UNSUPPORTED for other pipelines. */
 KILN_API kiln_status kiln_detect_family(const char* path, char* buf, size_t buf_size);
+/* What an original-layout single-file checkpoint (SD1/SD2/SDXL, Flux, SD3) holds, as text:
+ * family, variant, each component's class, tensor and parameter counts, dtypes, detected config
+ * and notes. KILN_ERR_FORMAT when the file is not a checkpoint kiln recognises. */
+KILN_API kiln_status kiln_checkpoint_describe(const char* path, char* buf, size_t buf_size);
 KILN_API kiln_status kiln_model_load(kiln_runtime* rt, const char* path, kiln_model** out);
 KILN_API void kiln_model_free(kiln_model* m);
 /* "sd1", "sdxl", "sd3" or "flux"; valid while the model is loaded. */

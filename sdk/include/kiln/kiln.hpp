@@ -151,6 +151,13 @@ inline std::string detect_family(const std::string& path) {
   return buf;
 }
 
+// Text description of a single-file checkpoint (see kiln_checkpoint_describe).
+inline std::string describe_checkpoint(const std::string& path) {
+  std::vector<char> buf(1 << 16);
+  check(kiln_checkpoint_describe(path.c_str(), buf.data(), buf.size()));
+  return buf.data();
+}
+
 inline std::vector<std::string> names(const char* const* list) {
   std::vector<std::string> v;
   for (; list && *list; ++list) v.emplace_back(*list);

@@ -3,11 +3,13 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "capi_common.hpp"
 #include "kiln/pipelines/image_processor.hpp"
+#include "kiln/pipelines/loaders/single_file.hpp"
 #include "kiln/pipelines/registry.hpp"
 #include "kiln/pipelines/samplers/samplers.hpp"
 #include "kiln/pipelines/samplers/schedules.hpp"
@@ -45,6 +47,30 @@ KILN_API kiln_status kiln_detect_family(const char* path, char* buf, size_t buf_
     const std::string& name = pipelines::detect_family(path).name;
     KILN_ARG(buf_size > name.size(), fn, "buffer of ", buf_size, " bytes is too small");
     std::memcpy(buf, name.c_str(), name.size() + 1);
+  });
+}
+
+KILN_API kiln_status kiln_checkpoint_describe(const char* path, char* buf, size_t buf_size) {
+  return capi::guard([&] {
+    const char* fn = "kiln_checkpoint_describe";
+    capi::need(path, fn, "path");
+    capi::need(buf, fn, "buf");
+    const pipelines::loaders::CheckpointDescription d = pipelines::loaders::describe_checkpoint(path);
+    std::ostringstream os;
+    os << "  checkpoint family: " << d.family << (d.variant.empty() ? "" : " (" + d.variant + ")")
+       << "\n";
+    for (const auto& c : d.components) {
+      os << "  " << c.name << " (" << c.class_name << "): " << c.tensors << " tensors, "
+         << c.parameters << " parameters, dtypes";
+      for (const auto& [dt, n] : c.dtypes) os << " " << dt << "x" << n;
+      os << "\n    config " << c.config.dump() << "\n";
+    }
+    if (d.unclaimed_tensors) os << "  " << d.unclaimed_tensors << " tensors read by no component\n";
+    for (const auto& n : d.notes) os << "  note: " << n << "\n";
+    const std::string text = os.str();
+    KILN_ARG(buf_size > text.size(), fn, "buffer of ", buf_size, " bytes is too small for ",
+             text.size() + 1);
+    std::memcpy(buf, text.c_str(), text.size() + 1);
   });
 }
 
