@@ -67,6 +67,17 @@ expect_fail "render size not a multiple" "multiple of 2" "$kiln" render -m "$dat
 expect_fail "render not a pipeline" "model_index.json" "$kiln" render -m "$data/unet/sd15" -p x -o "$tmp/s.png"
 [[ ! -e "$tmp/s.png" ]] && pass "no partial render file" || bad "partial render file left"
 
+# 4b. run-component: a U-Net on a golden case's inputs.
+if "$kiln" run-component "$data/unet/sd15" -i "$data/unet/sd15.io.safetensors" --prefix cfg. \
+     -o "$tmp/u.safetensors" >/dev/null 2>"$tmp/elog" &&
+   "$kiln" inspect "$tmp/u.safetensors" | grep -Eq 'sample +f32 +\(2, 4, 16, 16\)'; then
+  pass "run-component"
+else
+  bad "run-component: $(cat "$tmp/elog")"
+fi
+expect_fail "run-component missing input" "is missing" "$kiln" run-component "$data/unet/sd15" -i "$data/unet/sd15.io.safetensors" -o "$tmp/u2.safetensors"
+[[ ! -e "$tmp/u2.safetensors" ]] && pass "no partial run-component output" || bad "partial run-component output"
+
 # 5. img2img and inpainting from files, through the same public API.
 "$kiln" render -m "$data/sd15_pipe" -p "a castle" -W 32 -H 32 --steps 3 --seed 1 --progress none -o "$tmp/base.png" >/dev/null
 if "$kiln" render -m "$data/sd15_pipe" -p "a castle" --steps 4 --init-image "$tmp/base.png" \

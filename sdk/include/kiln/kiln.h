@@ -219,6 +219,15 @@ KILN_API kiln_status kiln_images_get(const kiln_images* images, size_t index, in
                                      int* height, int* channels, const uint8_t** pixels);
 KILN_API void kiln_images_free(kiln_images* images);
 
+/* ---------------------------------------------------------------- components */
+/* Runs the model component in `component_dir` (its config.json picks the class: U-Net, VAE,
+ * CLIP, T5, SD3 or Flux transformer) on the tensors of the safetensors file `inputs`, named as the
+ * reference forward's arguments (with `prefix` prepended when not NULL), and writes its outputs to
+ * `outputs` (atomically). `mode`: "encode" or "decode" (default) for a VAE, else NULL. */
+KILN_API kiln_status kiln_component_run(kiln_runtime* rt, const char* component_dir,
+                                        const char* inputs, const char* outputs,
+                                        const char* prefix, const char* mode);
+
 /* ---------------------------------------------------------------- tensor files */
 /* Writes f32 tensors to a .safetensors file atomically. shapes: n arrays of ndims[i] dims. */
 KILN_API kiln_status kiln_safetensors_write_f32(const char* path, size_t n, const char* const* names,

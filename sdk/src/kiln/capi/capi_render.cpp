@@ -11,6 +11,7 @@
 #include "kiln/pipelines/image_processor.hpp"
 #include "kiln/pipelines/loaders/single_file.hpp"
 #include "kiln/pipelines/registry.hpp"
+#include "kiln/pipelines/run_component.hpp"
 #include "kiln/pipelines/samplers/samplers.hpp"
 #include "kiln/pipelines/samplers/schedules.hpp"
 
@@ -47,6 +48,23 @@ KILN_API kiln_status kiln_detect_family(const char* path, char* buf, size_t buf_
     const std::string& name = pipelines::detect_family(path).name;
     KILN_ARG(buf_size > name.size(), fn, "buffer of ", buf_size, " bytes is too small");
     std::memcpy(buf, name.c_str(), name.size() + 1);
+  });
+}
+
+KILN_API kiln_status kiln_component_run(kiln_runtime* rt, const char* component_dir,
+                                        const char* inputs, const char* outputs,
+                                        const char* prefix, const char* mode) {
+  return capi::guard([&] {
+    const char* fn = "kiln_component_run";
+    capi::need(rt, fn, "rt");
+    capi::need(component_dir, fn, "component_dir");
+    capi::need(inputs, fn, "inputs");
+    capi::need(outputs, fn, "outputs");
+    pipelines::RunComponentOptions opt;
+    opt.prefix = prefix ? prefix : "";
+    opt.mode = mode ? mode : "";
+    auto names = pipelines::run_component(component_dir, inputs, outputs, opt);
+    rt->logger.info("wrote ", names.size(), " tensors to ", outputs);
   });
 }
 
