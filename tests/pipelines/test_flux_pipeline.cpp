@@ -1,5 +1,6 @@
-// End to end: kiln's Flux.1 text-to-image against the images diffusers' FluxPipeline produced
-// from the same tiny folders and seeds (tests/reference/make_flux_pipeline_fixtures.py): a
+// End to end: kiln's Flux.1 text-to-image and image-to-image against the images diffusers'
+// FluxPipeline / FluxImg2ImgPipeline produced from the same tiny folders, seeds and strengths
+// (tests/reference/make_flux_pipeline_fixtures.py): a
 // dev-like transformer (distilled guidance, dynamic shift) and a schnell-like one (no guidance
 // embedding, static shift 1). The bar: PSNR >= 40 dB in f32.
 #include <gtest/gtest.h>
@@ -43,7 +44,7 @@ TEST(Flux, MatchesDiffusersEndToEnd) {
   EXPECT_FALSE(schnell.guidance_distilled());
   auto goldens = io::SafetensorsFile::open(dir / "flux_pipe.goldens.safetensors");
   auto cases = nlohmann::json::parse(goldens->metadata().at("cases"));
-  ASSERT_GE(cases.size(), 3u);
+  ASSERT_GE(cases.size(), 5u);
   for (const auto& c : cases) {
     ImageRequest req;
     FluxOptions opt;
@@ -56,16 +57,63 @@ TEST(Flux, MatchesDiffusersEndToEnd) {
     req.batch = c["batch"];
     opt.max_sequence_length = c["max_sequence_length"];
     req.sampler = c["sampler"];
+    const bool img2img = !c["strength"].is_null();
+    if (img2img) {  // FluxImg2ImgPipeline: the output takes the image's size
+      req.init_image = goldens->get(std::string(c["name"]) + ".init_image");
+      req.strength = c["strength"];
+      req.width = req.height = 0;
+    }
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
     const Flux& flux = c["variant"] == "dev" ? dev : schnell;
     const double p =
         test::golden_psnr(flux.generate(req, opt), goldens->get(std::string(c["name"]) + ".image"));
     EXPECT_GE(p, 40.0) << c["name"];
-    EXPECT_EQ(calls, req.steps);
-    std::printf("%-14s %-10s PSNR %.1f dB\n", std::string(c["name"]).c_str(), req.sampler.c_str(),
-                p);
+    EXPECT_EQ(calls, c["denoise_steps"].get<int>()) << c["name"];
+    std::printf("%-26s %-10s strength %-4s PSNR %.1f dB\n", std::string(c["name"]).c_str(),
+                req.sampler.c_str(), img2img ? c["strength"].dump().c_str() : "-", p);
   }
+}
+
+TEST(Flux, Img2ImgBadRequestsAreClearErrors) {
+  Flux flux = Flux::load(test::data_dir() / "flux_pipe");
+  ImageRequest req;
+  FluxOptions opt;
+  opt.max_sequence_length = 16;
+  req.steps = 4;
+  req.sampler = "flow_euler";
+  req.init_image = Tensor::zeros({1, 3, 32, 40});
+  req.height = 40;
+  test::expect_error([&] { flux.generate(req, opt); },
+                     "init_image is 40x32 but the request asks for 0x40");
+  req.height = 0;
+  req.init_image = Tensor::zeros({1, 3, 34, 40});  // not a multiple of 2 x factor (4)
+  test::expect_error([&] { flux.generate(req, opt); }, "multiple of 2 x the VAE factor");
+  req.init_image = Tensor::zeros({1, 3, 32});
+  test::expect_error([&] { flux.generate(req, opt); }, "init_image must be f32 (B, 3, H, W)");
+  req.batch = 2;
+  req.init_image = Tensor::zeros({3, 3, 32, 40});
+  test::expect_error([&] { flux.generate(req, opt); }, "init_image batch 3 must be 1 or");
+  req.init_image = Tensor::zeros({1, 3, 32, 40});
+  for (double s : {0.0, 1.01}) {
+    req.strength = s;
+    test::expect_error([&] { flux.generate(req, opt); }, "out of range (0, 1]");
+  }
+}
+
+TEST(Flux, InpaintingIsUnsupported) {
+  Flux flux = Flux::load(test::data_dir() / "flux_pipe");
+  ImageRequest req;
+  FluxOptions opt;
+  opt.max_sequence_length = 16;
+  req.steps = 2;
+  req.sampler = "flow_euler";
+  req.mask = Tensor::zeros({1, 1, 32, 40});
+  EXPECT_TRUE(test::throws_error([&] { flux.generate(req, opt); }, Status::unsupported,
+                                 {"inpainting", "Flux"}));
+  req.init_image = Tensor::zeros({1, 3, 32, 40});
+  EXPECT_TRUE(test::throws_error([&] { flux.generate(req, opt); }, Status::unsupported,
+                                 {"inpainting", "Flux"}));
 }
 
 TEST(Flux, ScheduleIsFluxPipelines) {

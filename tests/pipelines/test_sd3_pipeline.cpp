@@ -1,6 +1,7 @@
-// End to end: kiln's Stable Diffusion 3 text-to-image against the images diffusers'
-// StableDiffusion3Pipeline produced from the same tiny SD3.5-architecture folder, seed, steps
-// and FlowMatchEulerDiscreteScheduler (tests/reference/make_sd3_pipeline_fixtures.py).
+// End to end: kiln's Stable Diffusion 3 text-to-image and image-to-image against the images
+// diffusers' StableDiffusion3Pipeline / StableDiffusion3Img2ImgPipeline produced from the same
+// tiny SD3.5-architecture folder, seed, steps, strength and flow-matching scheduler
+// (tests/reference/make_sd3_pipeline_fixtures.py).
 // The bar: PSNR >= 40 dB in f32.
 #include <gtest/gtest.h>
 
@@ -43,7 +44,7 @@ TEST(StableDiffusion3, MatchesDiffusersEndToEnd) {
   EXPECT_FALSE(without_t5.has_t5());
   auto goldens = io::SafetensorsFile::open(dir / "sd3_pipe.goldens.safetensors");
   auto cases = nlohmann::json::parse(goldens->metadata().at("cases"));
-  ASSERT_GE(cases.size(), 4u);
+  ASSERT_GE(cases.size(), 7u);
   for (const auto& c : cases) {
     ImageRequest req;
     Sd3Options opt;
@@ -57,16 +58,62 @@ TEST(StableDiffusion3, MatchesDiffusersEndToEnd) {
     req.batch = c["batch"];
     opt.max_sequence_length = c["max_sequence_length"];
     req.sampler = c["sampler"];
+    const bool img2img = !c["strength"].is_null();
+    if (img2img) {  // StableDiffusion3Img2ImgPipeline: the output takes the image's size
+      req.init_image = goldens->get(std::string(c["name"]) + ".init_image");
+      req.strength = c["strength"];
+      req.width = req.height = 0;
+    }
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
     const StableDiffusion3& sd = c["t5"].get<bool>() ? with_t5 : without_t5;
     const double p =
         test::golden_psnr(sd.generate(req, opt), goldens->get(std::string(c["name"]) + ".image"));
     EXPECT_GE(p, 40.0) << c["name"];
-    EXPECT_EQ(calls, req.steps);
-    std::printf("%-16s %-10s PSNR %.1f dB\n", std::string(c["name"]).c_str(), req.sampler.c_str(),
-                p);
+    EXPECT_EQ(calls, c["denoise_steps"].get<int>()) << c["name"];
+    std::printf("%-18s %-10s strength %-4s PSNR %.1f dB\n", std::string(c["name"]).c_str(),
+                req.sampler.c_str(), img2img ? c["strength"].dump().c_str() : "-", p);
   }
+}
+
+TEST(StableDiffusion3, Img2ImgBadRequestsAreClearErrors) {
+  StableDiffusion3 sd = StableDiffusion3::load(test::data_dir() / "sd3_pipe");
+  ImageRequest req;
+  Sd3Options opt;
+  opt.max_sequence_length = 16;
+  req.steps = 4;
+  req.sampler = "flow_euler";
+  req.init_image = Tensor::zeros({1, 3, 32, 40});
+  req.width = 32;
+  test::expect_error([&] { sd.generate(req, opt); },
+                     "init_image is 40x32 but the request asks for 32x");
+  req.width = 0;
+  req.init_image = Tensor::zeros({1, 3, 32, 34});  // not a multiple of factor x patch (4)
+  test::expect_error([&] { sd.generate(req, opt); }, "multiple of the VAE factor");
+  req.init_image = Tensor::zeros({1, 4, 32, 40});
+  test::expect_error([&] { sd.generate(req, opt); }, "init_image must be f32 (B, 3, H, W)");
+  req.init_image = Tensor::zeros({2, 3, 32, 40});
+  test::expect_error([&] { sd.generate(req, opt); }, "init_image batch 2 must be 1 or");
+  req.init_image = Tensor::zeros({1, 3, 32, 40});
+  for (double s : {0.0, -0.5, 1.5}) {
+    req.strength = s;
+    test::expect_error([&] { sd.generate(req, opt); }, "out of range (0, 1]");
+  }
+}
+
+TEST(StableDiffusion3, InpaintingIsUnsupported) {
+  StableDiffusion3 sd = StableDiffusion3::load(test::data_dir() / "sd3_pipe");
+  ImageRequest req;
+  Sd3Options opt;
+  opt.max_sequence_length = 16;
+  req.steps = 2;
+  req.sampler = "flow_euler";
+  req.mask = Tensor::zeros({1, 1, 32, 40});
+  EXPECT_TRUE(test::throws_error([&] { sd.generate(req, opt); }, Status::unsupported,
+                                 {"inpainting", "SD3"}));
+  req.init_image = Tensor::zeros({1, 3, 32, 40});
+  EXPECT_TRUE(test::throws_error([&] { sd.generate(req, opt); }, Status::unsupported,
+                                 {"inpainting", "SD3"}));
 }
 
 TEST(StableDiffusion3, TextEmbeddingsLayout) {

@@ -11,7 +11,9 @@ in float16, goldens computed in float32 from those rounded weights, as kiln load
 tests/data/flux_pipe_schnell/ (only transformer/ without guidance embedding and scheduler/ with
 FLUX.1-schnell's static shift 1.0: the kiln test swaps them into a copy of flux_pipe/, which is
 what this script runs too) and tests/data/flux_pipe.goldens.safetensors: for each case the
-float32 image (B, H, W, 3) in [0, 1] that FluxPipeline returns with output_type="np".
+float32 image (B, H, W, 3) in [0, 1] that FluxPipeline (FluxImg2ImgPipeline for the cases with
+a strength, which also store their init image (1, 3, H, W) in [-1, 1] as "<case>.init_image" and
+record denoise_steps, the steps left after strength truncation) returns with output_type="np".
 
 Tokenizers are the tiny vocabularies of tests/data/clip/tokenizer (make_clip_fixtures.py) and
 tests/data/t5/tokenizer/spiece.model (make_t5_fixtures.py). Deterministic (fixed seeds).
@@ -21,8 +23,8 @@ from pathlib import Path
 
 import diffusers
 import torch
-from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline,
-                       FluxTransformer2DModel)
+from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxImg2ImgPipeline,
+                       FluxPipeline, FluxTransformer2DModel)
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel,
                           T5Tokenizer)
 
@@ -33,11 +35,17 @@ DATA = HERE.parent / "data"
 OUT = DATA / "flux_pipe"
 OUT_SCHNELL = DATA / "flux_pipe_schnell"
 
-# (name, variant, prompt, steps, guidance, seed, batch, height, width, max_sequence_length)
+# (name, variant, prompt, steps, guidance, seed, batch, height, width, max_sequence_length,
+#  strength (None: FluxPipeline, else FluxImg2ImgPipeline))
+# No FlowMatchHeunDiscreteScheduler case: FluxPipeline passes sigmas to set_timesteps, which
+# that scheduler does not take (retrieve_timesteps raises).
 CASES = [
-    ("dev_guidance", "dev", "a photograph of an astronaut riding a horse", 4, 3.5, 42, 1, 32, 40, 512),
-    ("dev_batch2", "dev", "a castle on a hill at sunset", 3, 5.0, 7, 2, 32, 32, 64),
-    ("schnell", "schnell", "an oil painting of the sea", 2, 0.0, 3, 1, 24, 40, 64),
+    ("dev_guidance", "dev", "a photograph of an astronaut riding a horse", 4, 3.5, 42, 1, 32, 40, 512, None),
+    ("dev_batch2", "dev", "a castle on a hill at sunset", 3, 5.0, 7, 2, 32, 32, 64, None),
+    ("schnell", "schnell", "an oil painting of the sea", 2, 0.0, 3, 1, 24, 40, 64, None),
+    # get_timesteps: t_start = int(4 - 4 * 0.6) = 1 and int(5 - 5 * 0.8) = 1.
+    ("dev_img2img_s06", "dev", "a watercolor of a lighthouse", 4, 3.5, 21, 1, 32, 40, 64, 0.6),
+    ("schnell_img2img_s08_batch2", "schnell", "a red sports car", 5, 0.0, 8, 2, 32, 32, 64, 0.8),
 ]
 
 TRANSFORMER = dict(patch_size=1, in_channels=64, num_attention_heads=2, attention_head_dim=16,
@@ -50,6 +58,17 @@ SCHEDULERS = {
                     base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
                     max_image_seq_len=4096),
 }
+
+
+def init_image(h, w):
+    """A deterministic synthetic RGB init image (1, 3, h, w) in [-1, 1]: horizontal and vertical
+    gradients in red and green, a disc and a bar in blue."""
+    y = torch.linspace(-1, 1, h)[:, None].expand(h, w)
+    x = torch.linspace(-1, 1, w)[None, :].expand(h, w)
+    blue = torch.full((h, w), -0.6)
+    blue[(x - 0.3) ** 2 + (y + 0.2) ** 2 < 0.25] = 0.9
+    blue[h // 2 + 2:h // 2 + 6, : w // 3] = 0.2
+    return torch.stack([x, 0.8 * y, blue])[None].contiguous()
 
 
 def build():
@@ -101,19 +120,27 @@ def main():
                                                            torch_dtype=torch.float32),
         scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(OUT_SCHNELL / "scheduler"))
     goldens, cases = {}, []
-    for name, variant, prompt, steps, guidance, seed, batch, h, w, max_len in CASES:
+    for name, variant, prompt, steps, guidance, seed, batch, h, w, max_len, strength in CASES:
         pipe = pipes[variant]
+        kwargs = dict(height=h, width=w, num_inference_steps=steps, guidance_scale=guidance,
+                      generator=torch.Generator().manual_seed(seed),
+                      num_images_per_prompt=batch, max_sequence_length=max_len,
+                      output_type="np")
+        if strength is not None:
+            # The image tensor in [-1, 1] is used as is (its min < 0: no renormalization).
+            pipe = FluxImg2ImgPipeline.from_pipe(pipe)
+            image = init_image(h, w)
+            goldens[f"{name}.init_image"] = image
+            kwargs.update(image=image, strength=strength)
         pipe.set_progress_bar_config(disable=True)
-        gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            out = pipe(prompt, height=h, width=w, num_inference_steps=steps,
-                       guidance_scale=guidance, generator=gen, num_images_per_prompt=batch,
-                       max_sequence_length=max_len, output_type="np")
+            out = pipe(prompt, **kwargs)
         img = torch.from_numpy(out.images).float().contiguous()
         goldens[f"{name}.image"] = img
         cases.append(dict(name=name, variant=variant, sampler="flow_euler", prompt=prompt,
                           steps=steps, guidance_scale=guidance, seed=seed, batch=batch, height=h,
-                          width=w, max_sequence_length=max_len))
+                          width=w, max_sequence_length=max_len, strength=strength,
+                          denoise_steps=steps if strength is None else pipe.num_timesteps))
         inside = ((img > 0.01) & (img < 0.99)).float().mean().item()
         print(f"{name}: {tuple(img.shape)} mean {img.mean():.4f} std {img.std():.4f} "
               f"unclipped {inside:.0%}")

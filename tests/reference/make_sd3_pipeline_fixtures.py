@@ -11,7 +11,10 @@ tokenizer_3/, scheduler/ (FlowMatchEulerDiscreteScheduler, shift 3.0); weights s
 the goldens computed in float32 from those rounded weights, as kiln loads them) and
 tests/data/sd3_pipe.goldens.safetensors: for each case the float32 image (B, H, W, 3) in [0, 1]
 that StableDiffusion3Pipeline returns with output_type="np" (FlowMatchEulerDiscreteScheduler, and
-FlowMatchHeunDiscreteScheduler for case "heun", both from the folder's scheduler config).
+FlowMatchHeunDiscreteScheduler for case "heun", both from the folder's scheduler config), and for
+the img2img cases (StableDiffusion3Img2ImgPipeline on the same components) the init image
+(1, 3, H, W) in [-1, 1] as "<case>.init_image". img2img cases record denoise_steps, the pipeline's
+num_timesteps (the steps left after strength truncation); txt2img ones the steps.
 
 The two CLIP hidden sizes (16 + 16) are narrower than T5's d_model (48), so the zero padding of
 the CLIP states to the T5 width is exercised. Case "no_t5" runs the same folder with
@@ -27,7 +30,7 @@ import diffusers
 import torch
 from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler,
                        FlowMatchHeunDiscreteScheduler, SD3Transformer2DModel,
-                       StableDiffusion3Pipeline)
+                       StableDiffusion3Img2ImgPipeline, StableDiffusion3Pipeline)
 from transformers import (CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer, T5Config,
                           T5EncoderModel, T5Tokenizer)
 
@@ -38,19 +41,35 @@ DATA = HERE.parent / "data"
 OUT = DATA / "sd3_pipe"
 
 # (name, sampler, prompt, negative prompt, steps, cfg, seed, batch, height, width,
-#  max_sequence_length, t5)
+#  max_sequence_length, t5, strength (None: txt2img, else StableDiffusion3Img2ImgPipeline))
 CASES = [
-    ("euler_cfg", "flow_euler", "a photograph of an astronaut riding a horse", "", 4, 7.0, 42, 1, 32, 40, 256, True),
+    ("euler_cfg", "flow_euler", "a photograph of an astronaut riding a horse", "", 4, 7.0, 42, 1, 32, 40, 256, True, None),
     ("negative_batch2", "flow_euler", "a castle on a hill at sunset", "blurry, low quality", 5, 5.0, 7, 2, 32, 32,
-     32, True),
-    ("no_cfg", "flow_euler", "an oil painting of the sea", "", 3, 1.0, 3, 1, 24, 40, 64, True),
+     32, True, None),
+    ("no_cfg", "flow_euler", "an oil painting of the sea", "", 3, 1.0, 3, 1, 24, 40, 64, True, None),
     ("no_t5", "flow_euler", "a cat sitting on a windowsill", "ugly", 3, 4.5, 11, 1, 40, 32, 77,
-     False),
-    ("heun", "flow_heun", "portrait of a woman with red hair", "", 3, 6.0, 5, 1, 32, 40, 48, True),
+     False, None),
+    ("heun", "flow_heun", "portrait of a woman with red hair", "", 3, 6.0, 5, 1, 32, 40, 48, True, None),
+    # get_timesteps: t_start = int(4 - 4 * 0.6) = 1 and int(5 - 5 * 0.8) = 1.
+    ("img2img_s06", "flow_euler", "a watercolor of a lighthouse", "", 4, 5.0, 21, 1, 32, 40, 64,
+     True, 0.6),
+    ("img2img_s08_batch2", "flow_euler", "a red sports car", "blurry", 5, 4.5, 8, 2, 32, 32, 32,
+     True, 0.8),
 ]
 # kiln sampler name -> the diffusers scheduler built from the folder's scheduler config.
 SCHEDULERS = {"flow_euler": FlowMatchEulerDiscreteScheduler,
               "flow_heun": FlowMatchHeunDiscreteScheduler}
+
+
+def init_image(h, w):
+    """A deterministic synthetic RGB init image (1, 3, h, w) in [-1, 1]: horizontal and vertical
+    gradients in red and green, a disc and a bar in blue."""
+    y = torch.linspace(-1, 1, h)[:, None].expand(h, w)
+    x = torch.linspace(-1, 1, w)[None, :].expand(h, w)
+    blue = torch.full((h, w), -0.6)
+    blue[(x - 0.3) ** 2 + (y + 0.2) ** 2 < 0.25] = 0.9
+    blue[h // 2 + 2:h // 2 + 6, : w // 3] = 0.2
+    return torch.stack([x, 0.8 * y, blue])[None].contiguous()
 
 
 def build():
@@ -103,20 +122,31 @@ def main():
     te3, tok3 = pipe.text_encoder_3, pipe.tokenizer_3
     base_cfg = dict(pipe.scheduler.config)
     goldens, cases = {}, []
-    for name, sampler, prompt, negative, steps, cfg, seed, batch, h, w, max_len, t5 in CASES:
+    for (name, sampler, prompt, negative, steps, cfg, seed, batch, h, w, max_len, t5,
+         strength) in CASES:
         pipe.scheduler = SCHEDULERS[sampler].from_config(base_cfg)
         pipe.text_encoder_3, pipe.tokenizer_3 = (te3, tok3) if t5 else (None, None)
         gen = torch.Generator().manual_seed(seed)
+        kwargs = dict(negative_prompt=negative or None, height=h, width=w,
+                      num_inference_steps=steps, guidance_scale=cfg, generator=gen,
+                      num_images_per_prompt=batch, max_sequence_length=max_len,
+                      output_type="np")
+        run = pipe
+        if strength is not None:
+            # The image tensor in [-1, 1] is used as is (its min < 0: no renormalization).
+            run = StableDiffusion3Img2ImgPipeline.from_pipe(pipe)
+            run.set_progress_bar_config(disable=True)
+            image = init_image(h, w)
+            goldens[f"{name}.init_image"] = image
+            kwargs.update(image=image, strength=strength)
         with torch.no_grad():
-            out = pipe(prompt, negative_prompt=negative or None, height=h, width=w,
-                       num_inference_steps=steps, guidance_scale=cfg, generator=gen,
-                       num_images_per_prompt=batch, max_sequence_length=max_len,
-                       output_type="np")
+            out = run(prompt, **kwargs)
         img = torch.from_numpy(out.images).float().contiguous()
         goldens[f"{name}.image"] = img
         cases.append(dict(name=name, sampler=sampler, prompt=prompt, negative_prompt=negative,
                           steps=steps, guidance_scale=cfg, seed=seed, batch=batch, height=h,
-                          width=w, max_sequence_length=max_len, t5=t5))
+                          width=w, max_sequence_length=max_len, t5=t5, strength=strength,
+                          denoise_steps=steps if strength is None else run.num_timesteps))
         inside = ((img > 0.01) & (img < 0.99)).float().mean().item()
         print(f"{name}: {tuple(img.shape)} mean {img.mean():.4f} unclipped {inside:.0%}")
     save_goldens(DATA / "sd3_pipe.goldens.safetensors", goldens, cases, with_diffusers=True)

@@ -76,12 +76,12 @@ const std::vector<Entry>& entries() {
     auto sd3 = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
       auto r = recipes::StableDiffusion3::load(f);
       auto d = make_defaults(r.default_size(), r.size_multiple(), 28, 7.0f, "flow_euler");
-      return std::make_unique<RecipePipeline<recipes::StableDiffusion3>>("sd3", std::move(r), d, false);
+      return std::make_unique<RecipePipeline<recipes::StableDiffusion3>>("sd3", std::move(r), d, true);
     };
     auto flux = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
       auto r = recipes::Flux::load(f);
       auto d = make_defaults(r.default_size(), r.size_multiple(), 28, 3.5f, "flow_euler");
-      return std::make_unique<RecipePipeline<recipes::Flux>>("flux", std::move(r), d, false);
+      return std::make_unique<RecipePipeline<recipes::Flux>>("flux", std::move(r), d, true);
     };
     return std::vector<Entry>{
         {{"sd1", "StableDiffusionPipeline", true}, sd1},

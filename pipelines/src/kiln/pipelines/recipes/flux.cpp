@@ -1,6 +1,8 @@
 #include "kiln/pipelines/recipes/flux.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 
 #include "kiln/io/diffusers.hpp"
 #include "kiln/ops/ops.hpp"
@@ -11,6 +13,32 @@ namespace kiln::pipelines::recipes {
 
 namespace {
 constexpr const char* kCtx = "flux";
+
+// FluxImg2ImgPipeline.get_timesteps, in Python float arithmetic:
+//   init_timestep = min(steps * strength, steps); t_start = int(max(steps - init_timestep, 0)).
+// Unlike the U-Net pipelines' int(steps * strength), 4 steps at 0.6 start at 1 (int(1.6)), not 2.
+int flow_img2img_first_step(int steps, double strength) {
+  const double init = std::min(steps * strength, static_cast<double>(steps));
+  const int t_start = static_cast<int>(std::max(steps - init, 0.0));
+  KILN_ARG(t_start < steps, kCtx, "strength ", strength, " with ", steps,
+           " steps leaves no denoising step");
+  return t_start;
+}
+
+// The init image against the request: f32 (1 | batch, 3, H, W); the output takes its size.
+void check_init_image(const ImageRequest& req) {
+  const Tensor& im = req.init_image;
+  KILN_ARG(im.dtype() == DType::f32 && im.ndim() == 4 && im.size(1) == 3, kCtx,
+           "init_image must be f32 (B, 3, H, W) in [-1, 1], got ", im.str());
+  KILN_ARG(im.size(0) == 1 || im.size(0) == req.batch, kCtx, "init_image batch ", im.size(0),
+           " must be 1 or the request's batch ", req.batch);
+  KILN_ARG(
+      (req.width <= 0 || req.width == im.size(3)) && (req.height <= 0 || req.height == im.size(2)),
+      kCtx, "init_image is ", im.size(3), "x", im.size(2), " but the request asks for ", req.width,
+      "x", req.height, " (leave width/height 0 to take the image's size)");
+  KILN_ARG(req.strength > 0.0 && req.strength <= 1.0, kCtx, "strength ", req.strength,
+           " out of range (0, 1]");
+}
 }  // namespace
 
 Flux Flux::load(const std::filesystem::path& folder) {
@@ -84,14 +112,25 @@ samplers::Schedule Flux::flux_schedule(int steps, int64_t image_seq_len) const {
 Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   check_steps_and_batch(req, kCtx);
   KILN_ARG(std::isfinite(req.guidance_scale), kCtx, "guidance_scale must be finite");
+  // FluxInpaintPipeline (masked latents blended each step) is not ported.
+  KILN_CHECK(!req.mask.defined(), Status::unsupported, kCtx,
+             "inpainting (a mask) is not supported for Flux; use init_image without a mask for "
+             "image-to-image");
+  const bool img2img = req.init_image.defined();
+  if (img2img) check_init_image(req);
   const auto& tc = transformer_->config();
   const int64_t f = vae_->downscale_factor();
-  const int64_t width = req.width > 0 ? req.width : default_size();
-  const int64_t height = req.height > 0 ? req.height : default_size();
+  int64_t width = req.width > 0 ? req.width : default_size();
+  int64_t height = req.height > 0 ? req.height : default_size();
+  if (img2img) {  // the output takes the image's size (check_init_image: the request agrees)
+    width = req.init_image.size(3);
+    height = req.init_image.size(2);
+  }
   // Packing needs an even latent size; diffusers rounds down with a warning, we refuse.
-  KILN_ARG(req.width >= 0 && req.height >= 0 && width % (2 * f) == 0 && height % (2 * f) == 0, kCtx,
-           "size ", width, "x", height, " is not a multiple of 2 x the VAE factor ", f, " (", 2 * f,
-           ")");
+  KILN_ARG(req.width >= 0 && req.height >= 0 && width > 0 && height > 0 && width % (2 * f) == 0 &&
+               height % (2 * f) == 0,
+           kCtx, "size ", width, "x", height, " is not a multiple of 2 x the VAE factor ", f, " (",
+           2 * f, ")");
   const samplers::SamplerKind kind = samplers::sampler_from_name(req.sampler);
   KILN_ARG(is_flow_sampler(kind), kCtx, "sampler \"", req.sampler,
            "\" is not a flow-matching sampler (Flux takes flow_euler, flow_heun or flow_unipc)");
@@ -103,12 +142,9 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   const Tensor states = repeat_batch(te.states, B), pooled = repeat_batch(te.pooled, B);
   const Tensor txt_ids = models::flux::text_ids(states.size(1));  // (L, 3) zeros
 
-  // prepare_latents: (B, C, H/f, W/f) torch CPU noise, packed to (B, (H/2f)(W/2f), 4C).
   const int64_t lh = height / f, lw = width / f;
-  rng::Generator gen = rng::Generator::torch_cpu(req.seed);
-  Tensor x = models::flux::pack_latents(rng::randn({B, tc.in_channels / 4, lh, lw}, gen));
   const Tensor img_ids = models::flux::latent_image_ids(lh / 2, lw / 2);
-  const int64_t seq_len = x.size(1);
+  const int64_t seq_len = (lh / 2) * (lw / 2);  // packed tokens
 
   // FluxPipeline passes its own sigmas, except for schedulers with use_flow_sigmas (UniPC).
   const samplers::TimestepRule rule = samplers::timestep_rule(kind);
@@ -121,6 +157,27 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
     sched = samplers::make_schedule(schedule_cfg_, sched_kind, rule, req.steps, shift);
   }
 
+  // img2img runs the tail of the schedule (get_timesteps + set_begin_index): sigmas[t_start:].
+  const int t_start = img2img ? flow_img2img_first_step(req.steps, req.strength) : 0;
+  const std::span<const float> sigmas =
+      std::span<const float>(sched.sigmas).subspan(static_cast<size_t>(t_start));
+
+  // prepare_latents: (B, C, H/f, W/f) torch CPU noise, packed to (B, (H/2f)(W/2f), 4C). img2img
+  // draws in its generator order: the posterior sample of the image batch first,
+  // (z - shift_factor) * scaling_factor, repeated to the batch, then the noise;
+  // scheduler.scale_noise at the first sigma s: s * noise + (1 - s) * x0, packed after.
+  rng::Generator gen = rng::Generator::torch_cpu(req.seed);
+  Tensor x;
+  if (img2img) {
+    Tensor x0 = vae_->to_latent(vae_->encode(req.init_image).sample(gen));
+    if (x0.size(0) != B) x0 = repeat_batch(x0, B);
+    Tensor noise = rng::randn(x0.shape(), gen);  // (B, C, H/f, W/f)
+    const float s = sigmas[0];
+    x = models::flux::pack_latents(ops::add(ops::scale(noise, s), ops::scale(x0, 1.f - s)));
+  } else {
+    x = models::flux::pack_latents(rng::randn({B, tc.in_channels / 4, lh, lw}, gen));
+  }
+
   // Distilled guidance: torch.full([1], guidance_scale).expand(B), only for guidance_embeds.
   const Tensor guidance = tc.guidance_embeds ? Tensor::full({B}, req.guidance_scale) : Tensor{};
   samplers::ModelFn model = [&](const Tensor& x_in, float t) {
@@ -130,8 +187,8 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   };
   samplers::Denoiser denoiser = samplers::wrap_model(model, schedule_cfg_, sched);
   samplers::SamplerContext ctx = sampler_context(req, gen);
-  x = samplers::sample(kind, denoiser, x, sched.sigmas, ctx);
-  x = samplers::final_latents(x, sched.sigmas.back(), schedule_cfg_);
+  x = samplers::sample(kind, denoiser, x, sigmas, ctx);
+  x = samplers::final_latents(x, sigmas.back(), schedule_cfg_);
   // _unpack_latents, latents / scaling_factor + shift_factor -> decode
   Tensor latents = models::flux::unpack_latents(x, height, width, f);
   return vae_->decode(vae_->from_latent(latents));

@@ -1,7 +1,8 @@
-// Flux.1 text-to-image over a diffusers folder (model_index.json with transformer, vae,
-// scheduler, text_encoder + tokenizer (CLIP, pooled output only) and text_encoder_2 + tokenizer_2
-// (T5)), equal to diffusers' FluxPipeline for the same seed.
-// Ref: diffusers src/diffusers/pipelines/flux/pipeline_flux.py
+// Flux.1 text-to-image and image-to-image over a diffusers folder (model_index.json with
+// transformer, vae, scheduler, text_encoder + tokenizer (CLIP, pooled output only) and
+// text_encoder_2 + tokenizer_2 (T5)), equal to diffusers' FluxPipeline (FluxImg2ImgPipeline with an
+// init image) for the same seed. Inpainting is not implemented (a mask is Status::unsupported).
+// Ref: diffusers src/diffusers/pipelines/flux/pipeline_flux.py, pipeline_flux_img2img.py
 //
 // dev-like transformers (guidance_embeds) take guidance_scale as the distilled guidance
 // embedding; schnell-like ones ignore it. There is no classifier-free guidance (FluxPipeline's
@@ -43,6 +44,10 @@ class Flux {
   // Schedule "default" with flow_euler/flow_heun is FluxPipeline's (flux_schedule); other
   // schedules, and flow_unipc (diffusers' use_flow_sigmas), come from samplers::make_schedule
   // with mu for the image's token count. eta is unused.
+  // With req.init_image (img2img): the output takes the image's size; the schedule's first
+  // int(steps - steps * strength) steps are skipped and the image latents are noised to the
+  // first sigma s left, s * noise + (1 - s) * x0, then packed (the VAE's posterior sample is
+  // drawn before the noise, as diffusers). req.mask throws Status::unsupported.
   Tensor generate(const ImageRequest& req, const FluxOptions& opt = {}) const;
 
   struct TextEmbeds {

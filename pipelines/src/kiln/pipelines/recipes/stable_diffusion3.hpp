@@ -1,8 +1,11 @@
-// Stable Diffusion 3 / 3.5 text-to-image over a diffusers folder (model_index.json with
-// transformer, vae, scheduler, text_encoder + tokenizer and text_encoder_2 + tokenizer_2 (CLIP
-// with projection), optionally text_encoder_3 + tokenizer_3 (T5)), equal to diffusers'
-// StableDiffusion3Pipeline for the same seed and flow-matching sampler.
-// Ref: diffusers src/diffusers/pipelines/stable_diffusion_3/pipeline_stable_diffusion_3.py
+// Stable Diffusion 3 / 3.5 text-to-image and image-to-image over a diffusers folder
+// (model_index.json with transformer, vae, scheduler, text_encoder + tokenizer and text_encoder_2 +
+// tokenizer_2 (CLIP with projection), optionally text_encoder_3 + tokenizer_3 (T5)), equal to
+// diffusers' StableDiffusion3Pipeline (StableDiffusion3Img2ImgPipeline with an init image) for the
+// same seed and flow-matching sampler. Inpainting is not implemented (a mask is
+// Status::unsupported). Ref: diffusers
+// src/diffusers/pipelines/stable_diffusion_3/pipeline_stable_diffusion_3.py,
+//      pipeline_stable_diffusion_3_img2img.py
 //
 // Conditioning: both CLIPs' penultimate hidden states concatenated on the channel axis and
 // zero-padded to the T5 width, then the T5 states appended on the sequence axis:
@@ -42,6 +45,10 @@ class StableDiffusion3 {
   // size_multiple() (0: default_size()); guidance_scale <= 1 disables classifier-free guidance;
   // the sampler must be a flow-matching one (flow_euler, flow_heun, flow_unipc); schedule
   // "default" is the scheduler config's shift. eta is unused.
+  // With req.init_image (img2img): the output takes the image's size; the schedule's first
+  // int(steps - steps * strength) steps are skipped and the image latents are noised to the
+  // first sigma s left: s * noise + (1 - s) * x0 (the VAE's posterior sample is drawn before the
+  // noise, as diffusers). req.mask throws Status::unsupported.
   Tensor generate(const ImageRequest& req, const Sd3Options& opt = {}) const;
 
   struct TextEmbeds {
