@@ -77,7 +77,9 @@ struct Result {
   test::Diff inter, final;
 };
 
-Result run_case(const std::string& name, const nlohmann::json& c) {
+// clip: SamplerOptions.clip_x0 from the config as a pipeline sets it (false: never clip, to show
+// that the clip_sample cases depend on it).
+Result run_case(const std::string& name, const nlohmann::json& c, bool clip = true) {
   Result r;
   r.name = name;
   const auto f = fixtures();
@@ -98,6 +100,11 @@ Result run_case(const std::string& name, const nlohmann::json& c) {
   WrapOptions wo;
   wo.lcm_boundary = kind == SamplerKind::lcm;
   Denoiser d = wrap_model(model, cfg, sched, wo);
+  if (!clip && kind == SamplerKind::lcm) {  // the boundary condition without LCM's clamp
+    ScheduleConfig no_clip = cfg;
+    no_clip.clip_sample = false;
+    d = wrap_model(model, no_clip, sched, wo);
+  }
   SamplerContext ctx;
   ctx.gen = &gen;
   const int inter = c.at("inter");
@@ -112,6 +119,7 @@ Result run_case(const std::string& name, const nlohmann::json& c) {
     last_progress = step;
   };
   SamplerOptions so;
+  if (clip && kind != SamplerKind::lcm) so.clip_x0 = x0_clip_range(kind, cfg);  // lcm: in wo
   if (c.contains("eta")) so.eta = c.at("eta").get<float>();
   if (c.contains("gamma")) so.tcd.gamma = c.at("gamma").get<float>();
   if (kind == SamplerKind::tcd) so.tcd.table = std::make_shared<NoiseTable>(NoiseTable::make(cfg));
@@ -213,6 +221,78 @@ TEST(ScheduleConfig, ReadsDiffusersConfigs) {
     EXPECT_EQ(e.code(), Status::format_error);
     EXPECT_NE(std::string(e.what()).find("squaredcos_cap_v2"), std::string::npos) << e.what();
   }
+}
+
+// diffusers' clip_sample: each scheduler's own default for a missing key, the range, where it
+// applies, and that the clip cases of the fixture really depend on the clamp.
+TEST(ClipSample, PerSchedulerDefaults) {
+  const ScheduleConfig off = config("sd15"), missing = config("sd15_noclip"),
+                       on = config("sd15_clip08");
+  EXPECT_EQ(off.clip_sample, std::optional<bool>(false));
+  EXPECT_FALSE(missing.clip_sample.has_value());
+  EXPECT_EQ(on.clip_sample, std::optional<bool>(true));
+  EXPECT_DOUBLE_EQ(on.clip_sample_range, 0.8);
+  EXPECT_DOUBLE_EQ(missing.clip_sample_range, 1.0);
+  EXPECT_EQ(x0_clip_range(SamplerKind::ddim, off), std::nullopt);
+  EXPECT_EQ(x0_clip_range(SamplerKind::ddim, missing), std::optional<float>(1.f));
+  EXPECT_EQ(x0_clip_range(SamplerKind::ddim, on), std::optional<float>(0.8f));
+  for (SamplerKind k : {SamplerKind::heun, SamplerKind::lcm}) {
+    EXPECT_EQ(x0_clip_range(k, missing), std::nullopt) << sampler_name(k);
+    EXPECT_EQ(x0_clip_range(k, on), std::optional<float>(0.8f)) << sampler_name(k);
+  }
+  for (SamplerKind k : {SamplerKind::euler, SamplerKind::euler_a, SamplerKind::dpm2,
+                        SamplerKind::dpmpp_2m, SamplerKind::unipc, SamplerKind::tcd})
+    EXPECT_EQ(x0_clip_range(k, on), std::nullopt) << sampler_name(k);
+  EXPECT_EQ(x0_clip_range(SamplerKind::flow_heun, config("sd3")), std::nullopt);
+
+  const auto all = cases();
+  for (const char* name : {"sd15_noclip_ddim_6", "sd2v_noclip_ddim_8", "sd15_clip08_heun_5",
+                           "sd15_clip08_lcm_5"}) {
+    const Result unclipped = run_case(name, all.at(name), /*clip=*/false);
+    EXPECT_GT(unclipped.final.max_abs, 1e-2) << name;
+  }
+
+  io::ComponentConfig bad_range(nlohmann::json{{"clip_sample", true}, {"clip_sample_range", 0.0}},
+                                "x/scheduler_config.json");
+  EXPECT_THROW(ScheduleConfig::from_config(bad_range), Error);
+  const Schedule s = make_schedule(on, ScheduleKind::model_default, TimestepRule::euler, 4);
+  SamplerContext ctx;
+  SamplerOptions o;
+  o.clip_x0 = 1.f;
+  try {  // Euler has no clip_sample: refused rather than ignored
+    sample(SamplerKind::euler, wrap_model(model, on, s), Tensor::zeros({1, 4, 8, 8}), s.sigmas,
+           ctx, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Status::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("clip_x0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ClipSample, ThresholdingIsRefusedWhereDiffusersWouldApplyIt) {
+  io::ComponentConfig raw(nlohmann::json{{"_class_name", "DDIMScheduler"},
+                                         {"beta_schedule", "scaled_linear"},
+                                         {"beta_start", 0.00085},
+                                         {"beta_end", 0.012},
+                                         {"thresholding", true}},
+                          "if/scheduler/scheduler_config.json");
+  const ScheduleConfig cfg = ScheduleConfig::from_config(raw);
+  EXPECT_TRUE(cfg.thresholding);
+  for (TimestepRule r : {TimestepRule::ddim, TimestepRule::dpm_solver, TimestepRule::unipc,
+                         TimestepRule::lcm}) {
+    try {
+      make_schedule(cfg, ScheduleKind::model_default, r, 4);
+      FAIL();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Status::unsupported);
+      const std::string what = e.what();
+      EXPECT_NE(what.find("thresholding"), std::string::npos) << what;
+      EXPECT_NE(what.find("if/scheduler/scheduler_config.json"), std::string::npos) << what;
+    }
+  }
+  // The Euler family and TCD have no thresholding in diffusers: the key does not matter there.
+  EXPECT_NO_THROW(make_schedule(cfg, ScheduleKind::model_default, TimestepRule::euler, 4));
+  EXPECT_NO_THROW(make_schedule(cfg, ScheduleKind::model_default, TimestepRule::tcd, 4));
 }
 
 TEST(SamplerErrors, NamesStepsCancelAndNoise) {

@@ -64,6 +64,21 @@ CONFIGS = {
                  beta_schedule="scaled_linear", prediction_type="epsilon", steps_offset=1,
                  timestep_spacing="leading", interpolation_type="linear", set_alpha_to_one=False,
                  clip_sample=False),
+    # sd15 as EulerDiscreteScheduler saves it: no clip_sample key, so DDIMScheduler.from_config
+    # takes its own default clip_sample=True (range 1.0) and Heun/LCM their default False.
+    "sd15_noclip": dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                        beta_schedule="scaled_linear", prediction_type="epsilon", steps_offset=1,
+                        timestep_spacing="leading", set_alpha_to_one=False),
+    # sd2v likewise (v-prediction: DDIM's pred_epsilon is taken before the clamp)
+    "sd2v_noclip": dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                        beta_schedule="scaled_linear", prediction_type="v_prediction",
+                        steps_offset=1, timestep_spacing="trailing", set_alpha_to_one=False),
+    # an explicit clip_sample=True with a narrower range (clip_sample is read by DDIM, Heun, LCM;
+    # TCDScheduler accepts it but never clips)
+    "sd15_clip08": dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                        beta_schedule="scaled_linear", prediction_type="epsilon", steps_offset=1,
+                        timestep_spacing="leading", set_alpha_to_one=False, clip_sample=True,
+                        clip_sample_range=0.8),
     # stabilityai/stable-diffusion-3.5-medium (FlowMatchEulerDiscreteScheduler, shift 3.0)
     "sd3": dict(num_train_timesteps=1000, shift=3.0),
     # black-forest-labs/FLUX.1-dev (dynamic shifting)
@@ -321,6 +336,14 @@ def build_cases():
     case("linear_tcd_5", "tcd", "linear", "default", 5, 98)
     case("sd15_tcd_g0_4", "tcd", "sd15", "default", 4, 99, gamma=0.0)
     case("sd15_tcd_g07_5", "tcd", "sd15", "default", 5, 100, gamma=0.7)
+    # clip_sample: a missing key (DDIM clips to [-1, 1]; Heun and LCM do not), an explicit true
+    # with range 0.8 (all three clip; TCD ignores it); sd15_* above are the explicit false.
+    for s in ("ddim", "heun", "lcm"):
+        case(f"sd15_noclip_{s}_6", s, "sd15_noclip", "default", 6, 110)
+    case("sd15_noclip_ddim_eta1_5", "ddim", "sd15_noclip", "default", 5, 111, eta=1.0)
+    case("sd2v_noclip_ddim_8", "ddim", "sd2v_noclip", "default", 8, 112)
+    for s in ("ddim", "heun", "lcm", "tcd"):
+        case(f"sd15_clip08_{s}_5", s, "sd15_clip08", "default", 5, 113)
 
 
 def main():

@@ -14,31 +14,6 @@ namespace kiln::pipelines::recipes {
 namespace {
 constexpr const char* kCtx = "flux";
 
-// FluxImg2ImgPipeline.get_timesteps, in Python float arithmetic:
-//   init_timestep = min(steps * strength, steps); t_start = int(max(steps - init_timestep, 0)).
-// Unlike the U-Net pipelines' int(steps * strength), 4 steps at 0.6 start at 1 (int(1.6)), not 2.
-int flow_img2img_first_step(int steps, double strength) {
-  const double init = std::min(steps * strength, static_cast<double>(steps));
-  const int t_start = static_cast<int>(std::max(steps - init, 0.0));
-  KILN_ARG(t_start < steps, kCtx, "strength ", strength, " with ", steps,
-           " steps leaves no denoising step");
-  return t_start;
-}
-
-// The init image against the request: f32 (1 | batch, 3, H, W); the output takes its size.
-void check_init_image(const ImageRequest& req) {
-  const Tensor& im = req.init_image;
-  KILN_ARG(im.dtype() == DType::f32 && im.ndim() == 4 && im.size(1) == 3, kCtx,
-           "init_image must be f32 (B, 3, H, W) in [-1, 1], got ", im.str());
-  KILN_ARG(im.size(0) == 1 || im.size(0) == req.batch, kCtx, "init_image batch ", im.size(0),
-           " must be 1 or the request's batch ", req.batch);
-  KILN_ARG(
-      (req.width <= 0 || req.width == im.size(3)) && (req.height <= 0 || req.height == im.size(2)),
-      kCtx, "init_image is ", im.size(3), "x", im.size(2), " but the request asks for ", req.width,
-      "x", req.height, " (leave width/height 0 to take the image's size)");
-  KILN_ARG(req.strength > 0.0 && req.strength <= 1.0, kCtx, "strength ", req.strength,
-           " out of range (0, 1]");
-}
 }  // namespace
 
 Flux Flux::load(const std::filesystem::path& folder) {
@@ -117,12 +92,12 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
              "inpainting (a mask) is not supported for Flux; use init_image without a mask for "
              "image-to-image");
   const bool img2img = req.init_image.defined();
-  if (img2img) check_init_image(req);
+  if (img2img) check_flow_init_image(req, kCtx);
   const auto& tc = transformer_->config();
   const int64_t f = vae_->downscale_factor();
   int64_t width = req.width > 0 ? req.width : default_size();
   int64_t height = req.height > 0 ? req.height : default_size();
-  if (img2img) {  // the output takes the image's size (check_init_image: the request agrees)
+  if (img2img) {  // the output takes the image's size (check_flow_init_image: the request agrees)
     width = req.init_image.size(3);
     height = req.init_image.size(2);
   }
@@ -158,7 +133,7 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   }
 
   // img2img runs the tail of the schedule (get_timesteps + set_begin_index): sigmas[t_start:].
-  const int t_start = img2img ? flow_img2img_first_step(req.steps, req.strength) : 0;
+  const int t_start = img2img ? flow_img2img_first_step(req.steps, req.strength, kCtx) : 0;
   const std::span<const float> sigmas =
       std::span<const float>(sched.sigmas).subspan(static_cast<size_t>(t_start));
 

@@ -1,5 +1,7 @@
 #include "kiln/pipelines/recipes/recipe_util.hpp"
 
+#include <algorithm>
+
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::pipelines::recipes {
@@ -47,6 +49,28 @@ samplers::SamplerContext sampler_context(const ImageRequest& req, rng::Generator
   ctx.progress = req.progress;
   ctx.cancel = req.cancel;
   return ctx;
+}
+
+int flow_img2img_first_step(int steps, double strength, const char* context) {
+  const double init = std::min(steps * strength, static_cast<double>(steps));
+  const int t_start = static_cast<int>(std::max(steps - init, 0.0));
+  KILN_ARG(t_start < steps, context, "strength ", strength, " with ", steps,
+           " steps leaves no denoising step");
+  return t_start;
+}
+
+void check_flow_init_image(const ImageRequest& req, const char* context) {
+  const Tensor& im = req.init_image;
+  KILN_ARG(im.dtype() == DType::f32 && im.ndim() == 4 && im.size(1) == 3, context,
+           "init_image must be f32 (B, 3, H, W) in [-1, 1], got ", im.str());
+  KILN_ARG(im.size(0) == 1 || im.size(0) == req.batch, context, "init_image batch ", im.size(0),
+           " must be 1 or the request's batch ", req.batch);
+  KILN_ARG(
+      (req.width <= 0 || req.width == im.size(3)) && (req.height <= 0 || req.height == im.size(2)),
+      context, "init_image is ", im.size(3), "x", im.size(2), " but the request asks for ",
+      req.width, "x", req.height, " (leave width/height 0 to take the image's size)");
+  KILN_ARG(req.strength > 0.0 && req.strength <= 1.0, context, "strength ", req.strength,
+           " out of range (0, 1]");
 }
 
 }  // namespace kiln::pipelines::recipes

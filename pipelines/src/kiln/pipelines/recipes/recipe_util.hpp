@@ -43,4 +43,13 @@ Tensor combine_cfg(const Tensor& out, float guidance_scale);
 // The sampler context of a request: its generator, progress and cancel callbacks.
 samplers::SamplerContext sampler_context(const ImageRequest& req, rng::Generator& gen);
 
+// Flow-matching img2img (SD3/Flux Img2ImgPipeline.get_timesteps, in Python float arithmetic):
+//   init_timestep = min(steps * strength, steps); t_start = int(max(steps - init_timestep, 0)).
+// Unlike the U-Net pipelines' int(steps * strength), 4 steps at 0.6 start at 1 (int(1.6)), not 2.
+// Throws invalid_argument when no step is left.
+int flow_img2img_first_step(int steps, double strength, const char* context);
+// The init image against the request: f32 (1 | batch, 3, H, W); the output takes its size, so
+// width/height must be 0 or equal; strength in (0, 1].
+void check_flow_init_image(const ImageRequest& req, const char* context);
+
 }  // namespace kiln::pipelines::recipes

@@ -184,9 +184,11 @@ Tensor denoise_and_decode(const SdParts& p, const ImageRequest& req, const SdPla
     };
   samplers::SamplerOptions opts;
   opts.eta = req.eta;
+  // diffusers' clip_sample (DDIM's default is on when the folder's config lacks the key).
+  opts.clip_x0 = samplers::x0_clip_range(kind, p.schedule_cfg);
   if (kind == samplers::SamplerKind::tcd)
-    opts.tcd.table = std::make_shared<const samplers::NoiseTable>(
-        samplers::NoiseTable::make(p.schedule_cfg));
+    opts.tcd.table =
+        std::make_shared<const samplers::NoiseTable>(samplers::NoiseTable::make(p.schedule_cfg));
   x = samplers::sample(kind, denoiser, x, sigmas, ctx, opts);
   x = samplers::final_latents(x, sigmas.back(), p.schedule_cfg);
   if (blend) x = ops::add(ops::mul(keep, image_latents), ops::mul(mask_lat, x));

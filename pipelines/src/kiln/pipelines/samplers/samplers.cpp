@@ -23,6 +23,15 @@ Tensor axpy(const Tensor& x, double a, const Tensor& y) {  // x + a * y
   return ops::add(x, ops::scale(y, static_cast<float>(a)));
 }
 
+// torch.clamp(x, -r, r), NaN kept. kiln::ops has no clamp yet, so this goes through host
+// memory; the x0 estimate is a latent (4 x 128 x 128 f32 = 256 KiB at 1024 px) once per step.
+Tensor clamp_abs(const Tensor& x, float r) {
+  Tensor h = x.to(Device::cpu()).to(DType::f32).clone();
+  float* p = h.mutable_data<float>();
+  for (int64_t i = 0; i < h.numel(); ++i) p[i] = std::clamp(p[i], -r, r);
+  return h.to(x.dtype()).to(x.device());
+}
+
 struct Loop {
   const Denoiser& denoiser;
   SamplerContext& ctx;
@@ -76,16 +85,21 @@ Tensor sample_euler_a(const Loop& L, Tensor x, std::span<const float> s) {
 // Ref: diffusers scheduling_heun_discrete.py / scheduling_flow_match_heun_discrete.py: Euler to
 // sigma_next, a second evaluation there, the average slope from the first point; the step to
 // sigma = 0 is plain Euler (diffusers' schedule has no second evaluation at 0).
-Tensor sample_heun(const Loop& L, Tensor x, std::span<const float> s) {
+// clip: HeunDiscreteScheduler's clip_sample, applied to both estimates before their slopes.
+Tensor sample_heun(const Loop& L, Tensor x, std::span<const float> s, std::optional<float> clip) {
+  auto denoise = [&](const Tensor& xi, float sigma) {
+    Tensor den = L.denoise(xi, sigma);
+    return clip ? clamp_abs(den, *clip) : den;
+  };
   for (int i = 0; i < L.total; ++i) {
-    Tensor den = L.denoise(x, s[i]);
+    Tensor den = denoise(x, s[i]);
     Tensor d = ops::scale(ops::sub(x, den), 1.f / s[i]);
     const double dt = static_cast<double>(s[i + 1]) - s[i];
     if (s[i + 1] == 0.f) {
       x = axpy(x, dt, d);
     } else {
       Tensor x2 = axpy(x, dt, d);
-      Tensor den2 = L.denoise(x2, s[i + 1]);
+      Tensor den2 = denoise(x2, s[i + 1]);
       Tensor d2 = ops::scale(ops::sub(x2, den2), 1.f / s[i + 1]);
       x = axpy(x, dt, ops::scale(ops::add(d, d2), 0.5f));
       den = den2;
@@ -120,11 +134,15 @@ Tensor sample_dpm2(const Loop& L, Tensor x, std::span<const float> s) {
 // Ref: diffusers scheduling_ddim.py step(): with a = 1 / (1 + sigma^2),
 // x_vp' = sqrt(a') x0 + sqrt(1 - a' - std^2) eps + std * noise, std^2 = eta^2 (1-a')/(1-a)(1-a/a').
 // Divided by sqrt(a'): x' = x0 + sqrt((1 - a' - std^2) / a') eps + std / sqrt(a') noise.
-Tensor sample_ddim(const Loop& L, Tensor x, std::span<const float> s, float eta) {
+// clip (clip_sample): step 4 clamps x0 after pred_epsilon was taken from the model output, so
+// eps stays the unclipped one.
+Tensor sample_ddim(const Loop& L, Tensor x, std::span<const float> s, float eta,
+                   std::optional<float> clip) {
   for (int i = 0; i < L.total; ++i) {
     const double sf = s[i], st = s[i + 1];
     Tensor den = L.denoise(x, s[i]);
     Tensor eps = ops::scale(ops::sub(x, den), static_cast<float>(1 / sf));
+    if (clip) den = clamp_abs(den, *clip);
     const double a = 1 / (1 + sf * sf), ap = 1 / (1 + st * st);
     const double var = (1 - ap) / (1 - a) * (1 - a / ap);
     const double sd = eta * std::sqrt(var);
@@ -387,15 +405,19 @@ Tensor sample_tcd(const Loop& L, Tensor x, std::span<const float> s, const Sampl
   return x;
 }
 
-float vp_input_scale(float sigma) { return std::sqrt(sigma * sigma + 1.f); }
+float vp_input_scale(float sigma) {
+  return std::sqrt(sigma * sigma + 1.f);
+}
 
 }  // namespace
 
 Denoiser wrap_model(ModelFn model, const ScheduleConfig& cfg, const Schedule& schedule,
                     WrapOptions opts) {
   auto table = std::make_shared<NoiseTable>(cfg.is_flow() ? NoiseTable{} : NoiseTable::make(cfg));
+  const std::optional<float> clip =
+      opts.lcm_boundary ? x0_clip_range(SamplerKind::lcm, cfg) : std::nullopt;
   return [model = std::move(model), cfg, sigmas = schedule.sigmas, timesteps = schedule.timesteps,
-          table, opts](const Tensor& x, float sigma) -> Tensor {
+          table, opts, clip](const Tensor& x, float sigma) -> Tensor {
     KILN_ARG(sigma > 0.f, kCtx, "the denoiser needs sigma > 0, got ", sigma);
     float t = -1.f;
     for (size_t i = 0; i < timesteps.size(); ++i)
@@ -413,10 +435,11 @@ Denoiser wrap_model(ModelFn model, const ScheduleConfig& cfg, const Schedule& sc
     const float c = vp_input_scale(sigma);  // sqrt(sigma^2 + 1), f32 as diffusers
     Tensor x_in = ops::scale(x, 1.f / c);
     Tensor out = model(x_in, t);
-    Tensor den = cfg.prediction == Prediction::epsilon
-                     ? ops::sub(x, ops::scale(out, sigma))
-                     : lin(1.0 / (static_cast<double>(c) * c), x, -static_cast<double>(sigma) / c, out);
+    Tensor den = cfg.prediction == Prediction::epsilon ? ops::sub(x, ops::scale(out, sigma))
+                                                       : lin(1.0 / (static_cast<double>(c) * c), x,
+                                                             -static_cast<double>(sigma) / c, out);
     if (opts.lcm_boundary) {
+      if (clip) den = clamp_abs(den, *clip);  // LCMScheduler.step 5, before the boundary
       // c_skip multiplies the VP sample x_in; t is the integer LCM timestep.
       const double sd = 0.5, st = static_cast<double>(t) * cfg.timestep_scaling;
       const double c_skip = sd * sd / (st * st + sd * sd);
@@ -432,13 +455,13 @@ Tensor sample(SamplerKind kind, const Denoiser& denoiser, Tensor x, std::span<co
   KILN_ARG(denoiser != nullptr, kCtx, "no denoiser");
   KILN_ARG(x.defined(), kCtx, "no latents");
   KILN_ARG(sigmas.size() >= 2, kCtx, "need at least 2 sigmas (1 step), got ", sigmas.size());
-  KILN_ARG(static_cast<int64_t>(sigmas.size()) - 1 <= kMaxSteps, kCtx, "too many steps: ",
-           sigmas.size() - 1, " (max ", kMaxSteps, ")");
+  KILN_ARG(static_cast<int64_t>(sigmas.size()) - 1 <= kMaxSteps, kCtx,
+           "too many steps: ", sigmas.size() - 1, " (max ", kMaxSteps, ")");
   for (size_t i = 0; i + 1 < sigmas.size(); ++i)
     KILN_ARG(std::isfinite(sigmas[i]) && sigmas[i] > 0.f && sigmas[i + 1] >= 0.f &&
                  sigmas[i + 1] <= sigmas[i],
-             kCtx, "sigmas must be finite, positive and non-increasing (sigmas[", i, "] = ",
-             sigmas[i], ", sigmas[", i + 1, "] = ", sigmas[i + 1], ")");
+             kCtx, "sigmas must be finite, positive and non-increasing (sigmas[", i,
+             "] = ", sigmas[i], ", sigmas[", i + 1, "] = ", sigmas[i + 1], ")");
   KILN_ARG(opts.eta >= 0.f && opts.eta <= 1.f, kCtx, "eta must be in [0, 1], got ", opts.eta);
   if (kind == SamplerKind::unipc || kind == SamplerKind::flow_unipc)
     KILN_ARG(opts.unipc.order >= 1 && opts.unipc.order <= 3, kCtx,
@@ -450,25 +473,44 @@ Tensor sample(SamplerKind kind, const Denoiser& denoiser, Tensor x, std::span<co
         opts.tcd.table != nullptr && !opts.tcd.table->sigmas.empty(), kCtx,
         "tcd needs SamplerOptions.tcd.table (NoiseTable::make of the model's scheduler config)");
   }
+  if (opts.clip_x0) {
+    KILN_ARG(kind == SamplerKind::ddim || kind == SamplerKind::heun, kCtx, sampler_name(kind),
+             " has no clip_sample (SamplerOptions.clip_x0 is for ddim and heun; lcm clips in "
+             "wrap_model)");
+    KILN_ARG(std::isfinite(*opts.clip_x0) && *opts.clip_x0 > 0.f, kCtx, "clip_x0 must be > 0, got ",
+             *opts.clip_x0);
+  }
   if (is_stochastic(kind, opts))
     KILN_ARG(ctx.gen != nullptr, kCtx, sampler_name(kind),
              " draws noise: SamplerContext.gen must be set");
   const Loop L{denoiser, ctx, static_cast<int>(sigmas.size()) - 1};
   switch (kind) {
     case SamplerKind::euler:
-    case SamplerKind::flow_euler: return sample_euler(L, std::move(x), sigmas);
-    case SamplerKind::euler_a: return sample_euler_a(L, std::move(x), sigmas);
+    case SamplerKind::flow_euler:
+      return sample_euler(L, std::move(x), sigmas);
+    case SamplerKind::euler_a:
+      return sample_euler_a(L, std::move(x), sigmas);
     case SamplerKind::heun:
-    case SamplerKind::flow_heun: return sample_heun(L, std::move(x), sigmas);
-    case SamplerKind::dpm2: return sample_dpm2(L, std::move(x), sigmas);
-    case SamplerKind::ddim: return sample_ddim(L, std::move(x), sigmas, opts.eta);
-    case SamplerKind::dpmpp_2m: return sample_dpmpp_2m(L, std::move(x), sigmas);
-    case SamplerKind::dpmpp_2m_sde: return sample_dpmpp_2m_sde(L, std::move(x), sigmas);
-    case SamplerKind::dpmpp_3m_sde: return sample_dpmpp_3m_sde(L, std::move(x), sigmas);
-    case SamplerKind::lcm: return sample_lcm(L, std::move(x), sigmas);
-    case SamplerKind::unipc: return sample_unipc(L, std::move(x), sigmas, opts.unipc, false);
-    case SamplerKind::flow_unipc: return sample_unipc(L, std::move(x), sigmas, opts.unipc, true);
-    case SamplerKind::tcd: return sample_tcd(L, std::move(x), sigmas, opts.tcd);
+    case SamplerKind::flow_heun:
+      return sample_heun(L, std::move(x), sigmas, opts.clip_x0);
+    case SamplerKind::dpm2:
+      return sample_dpm2(L, std::move(x), sigmas);
+    case SamplerKind::ddim:
+      return sample_ddim(L, std::move(x), sigmas, opts.eta, opts.clip_x0);
+    case SamplerKind::dpmpp_2m:
+      return sample_dpmpp_2m(L, std::move(x), sigmas);
+    case SamplerKind::dpmpp_2m_sde:
+      return sample_dpmpp_2m_sde(L, std::move(x), sigmas);
+    case SamplerKind::dpmpp_3m_sde:
+      return sample_dpmpp_3m_sde(L, std::move(x), sigmas);
+    case SamplerKind::lcm:
+      return sample_lcm(L, std::move(x), sigmas);
+    case SamplerKind::unipc:
+      return sample_unipc(L, std::move(x), sigmas, opts.unipc, false);
+    case SamplerKind::flow_unipc:
+      return sample_unipc(L, std::move(x), sigmas, opts.unipc, true);
+    case SamplerKind::tcd:
+      return sample_tcd(L, std::move(x), sigmas, opts.tcd);
   }
   fail(Status::internal, "unhandled sampler", kCtx);
 }
@@ -477,20 +519,49 @@ TimestepRule timestep_rule(SamplerKind kind) {
   switch (kind) {
     case SamplerKind::euler:
     case SamplerKind::euler_a:
-    case SamplerKind::heun: return TimestepRule::euler;
-    case SamplerKind::dpm2: return TimestepRule::kdpm2;
-    case SamplerKind::ddim: return TimestepRule::ddim;
+    case SamplerKind::heun:
+      return TimestepRule::euler;
+    case SamplerKind::dpm2:
+      return TimestepRule::kdpm2;
+    case SamplerKind::ddim:
+      return TimestepRule::ddim;
     case SamplerKind::dpmpp_2m:
     case SamplerKind::dpmpp_2m_sde:
-    case SamplerKind::dpmpp_3m_sde: return TimestepRule::dpm_solver;
-    case SamplerKind::lcm: return TimestepRule::lcm;
+    case SamplerKind::dpmpp_3m_sde:
+      return TimestepRule::dpm_solver;
+    case SamplerKind::lcm:
+      return TimestepRule::lcm;
     case SamplerKind::flow_euler:
-    case SamplerKind::flow_heun: return TimestepRule::flow;
-    case SamplerKind::unipc: return TimestepRule::unipc;
-    case SamplerKind::flow_unipc: return TimestepRule::flow_unipc;
-    case SamplerKind::tcd: return TimestepRule::tcd;
+    case SamplerKind::flow_heun:
+      return TimestepRule::flow;
+    case SamplerKind::unipc:
+      return TimestepRule::unipc;
+    case SamplerKind::flow_unipc:
+      return TimestepRule::flow_unipc;
+    case SamplerKind::tcd:
+      return TimestepRule::tcd;
   }
   return TimestepRule::euler;
+}
+
+std::optional<float> x0_clip_range(SamplerKind kind, const ScheduleConfig& cfg) {
+  if (cfg.is_flow()) return std::nullopt;
+  // Ref: diffusers scheduling_ddim.py (clip_sample=True), scheduling_heun_discrete.py and
+  // scheduling_lcm.py (clip_sample=False): the __init__ defaults a missing key takes.
+  bool on = false;
+  switch (kind) {
+    case SamplerKind::ddim:
+      on = cfg.clip_sample.value_or(true);
+      break;
+    case SamplerKind::heun:
+    case SamplerKind::lcm:
+      on = cfg.clip_sample.value_or(false);
+      break;
+    default:
+      return std::nullopt;
+  }
+  // torch.clamp casts the Python float bound to the tensor's f32.
+  return on ? std::optional<float>(static_cast<float>(cfg.clip_sample_range)) : std::nullopt;
 }
 
 bool is_stochastic(SamplerKind kind, const SamplerOptions& opts) {
@@ -498,16 +569,21 @@ bool is_stochastic(SamplerKind kind, const SamplerOptions& opts) {
     case SamplerKind::euler_a:
     case SamplerKind::dpmpp_2m_sde:
     case SamplerKind::dpmpp_3m_sde:
-    case SamplerKind::lcm: return true;
-    case SamplerKind::ddim: return opts.eta > 0.f;
-    case SamplerKind::tcd: return opts.tcd.gamma > 0.f;
-    default: return false;
+    case SamplerKind::lcm:
+      return true;
+    case SamplerKind::ddim:
+      return opts.eta > 0.f;
+    case SamplerKind::tcd:
+      return opts.tcd.gamma > 0.f;
+    default:
+      return false;
   }
 }
 
 Tensor final_latents(const Tensor& x, float sigma_last, const ScheduleConfig& cfg) {
   if (cfg.is_flow() || sigma_last == 0.f) return x;
-  return ops::scale(x, static_cast<float>(1 / std::sqrt(static_cast<double>(sigma_last) * sigma_last + 1)));
+  return ops::scale(
+      x, static_cast<float>(1 / std::sqrt(static_cast<double>(sigma_last) * sigma_last + 1)));
 }
 
 namespace {

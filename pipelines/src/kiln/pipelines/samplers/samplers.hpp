@@ -19,6 +19,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -38,7 +39,9 @@ using ModelFn = std::function<Tensor(const Tensor& x_in, float timestep)>;
 struct WrapOptions {
   // LCMScheduler's consistency boundary condition: denoised = c_out * x0 + c_skip * x_vp with
   // c_skip = sd^2 / ((t * scaling)^2 + sd^2), c_out = t * scaling / sqrt((t * scaling)^2 + sd^2),
-  // sd = 0.5. Set it for the lcm sampler (LCM-distilled models are trained with it).
+  // sd = 0.5. Set it for the lcm sampler (LCM-distilled models are trained with it). With it, the
+  // x0 estimate is clamped first when x0_clip_range(lcm, cfg) says so (LCMScheduler.step clips
+  // before the boundary condition).
   bool lcm_boundary = false;
 };
 
@@ -81,6 +84,13 @@ struct SamplerContext {
 struct SamplerOptions {
   float eta = 0.f;  // DDIM: 0 = deterministic (the diffusers pipelines' default)
 
+  // diffusers' clip_sample: the x0 estimate clamped to [-clip_x0, clip_x0] in every step, for
+  // ddim (the direction term keeps the unclipped eps, as DDIMScheduler with
+  // use_clipped_model_output=False) and heun (both slopes from the clamped x0, as
+  // HeunDiscreteScheduler). Set it to x0_clip_range(kind, cfg); the other samplers refuse it
+  // (lcm clips inside wrap_model).
+  std::optional<float> clip_x0;
+
   // UniPCMultistepScheduler's options (predict_x0 and lower_order_final are always on: with the
   // final sigma 0, diffusers' order >= 2 last step divides by zero).
   struct UniPC {
@@ -110,6 +120,12 @@ Tensor sample(SamplerKind kind, const Denoiser& denoiser, Tensor x, std::span<co
 
 // The diffusers scheduler whose timestep rules give this sampler's default schedule.
 TimestepRule timestep_rule(SamplerKind kind);
+// The clip_sample range the sampler's diffusers scheduler uses with this config, or nullopt when
+// it does not clip: ddim clips unless the config says clip_sample=false (DDIMScheduler's default
+// is true), heun and lcm only when it says true; the other schedulers have no clip_sample (TCD
+// has the key but its step() never reads it).
+std::optional<float> x0_clip_range(SamplerKind kind, const ScheduleConfig& cfg);
+
 // Whether the sampler draws noise from ctx.gen.
 bool is_stochastic(SamplerKind kind, const SamplerOptions& opts = {});
 

@@ -30,9 +30,9 @@ std::vector<float> torch_linspace_f32(double start_d, double end_d, int64_t step
   const float step = (end - start) / static_cast<float>(steps - 1);
   const int64_t halfway = steps / 2;
   for (int64_t i = 0; i < steps; ++i)
-    out[static_cast<size_t>(i)] =
-        i < halfway ? std::fma(step, static_cast<float>(i), start)
-                    : std::fma(-step, static_cast<float>(steps - i - 1), end);
+    out[static_cast<size_t>(i)] = i < halfway
+                                      ? std::fma(step, static_cast<float>(i), start)
+                                      : std::fma(-step, static_cast<float>(steps - i - 1), end);
   return out;
 }
 
@@ -42,8 +42,8 @@ std::vector<double> np_linspace(double start, double stop, int64_t num, bool end
   const int64_t div = endpoint ? num - 1 : num;
   const double step = div > 0 ? (stop - start) / static_cast<double>(div) : 0.0;
   for (int64_t i = 0; i < num; ++i)
-    y[static_cast<size_t>(i)] =
-        div > 0 ? static_cast<double>(i) * step + start : static_cast<double>(i) * (stop - start) + start;
+    y[static_cast<size_t>(i)] = div > 0 ? static_cast<double>(i) * step + start
+                                        : static_cast<double>(i) * (stop - start) + start;
   if (endpoint && num > 1) y.back() = stop;
   return y;
 }
@@ -56,7 +56,9 @@ std::vector<double> np_arange_desc(double start, double stop, double step) {
   return y;
 }
 
-double np_round(double v) { return std::nearbyint(v); }  // half to even, as numpy
+double np_round(double v) {
+  return std::nearbyint(v);
+}  // half to even, as numpy
 
 // numpy.interp over xp = 0..n-1 (the training timesteps) with f32 table values.
 double np_interp_table(double x, const std::vector<float>& fp) {
@@ -103,8 +105,8 @@ double betacf(double a, double b, double x) {
 double incbeta(double a, double b, double x) {
   if (x <= 0) return 0;
   if (x >= 1) return 1;
-  const double lbt = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) +
-                     b * std::log1p(-x);
+  const double lbt =
+      std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
   if (x < (a + 1) / (a + b + 2)) return std::exp(lbt) * betacf(a, b, x) / a;
   return 1 - std::exp(lbt) * betacf(b, a, 1 - x) / b;
 }
@@ -133,7 +135,8 @@ std::vector<double> convert_sigmas(ScheduleKind kind, double sigma_min, double s
     const auto ramp = np_linspace(0, 1, n);
     const double min_inv = std::pow(sigma_min, 1 / rho), max_inv = std::pow(sigma_max, 1 / rho);
     for (int i = 0; i < n; ++i)
-      out[static_cast<size_t>(i)] = std::pow(max_inv + ramp[static_cast<size_t>(i)] * (min_inv - max_inv), rho);
+      out[static_cast<size_t>(i)] =
+          std::pow(max_inv + ramp[static_cast<size_t>(i)] * (min_inv - max_inv), rho);
   } else if (kind == ScheduleKind::exponential) {
     const auto l = np_linspace(std::log(sigma_max), std::log(sigma_min), n);
     for (int i = 0; i < n; ++i) out[static_cast<size_t>(i)] = std::exp(l[static_cast<size_t>(i)]);
@@ -151,7 +154,9 @@ bool is_converted(ScheduleKind k) {
   return k == ScheduleKind::karras || k == ScheduleKind::exponential || k == ScheduleKind::beta;
 }
 
-float f32_sqrt_sq_plus_one(float s) { return std::sqrt(s * s + 1.f); }
+float f32_sqrt_sq_plus_one(float s) {
+  return std::sqrt(s * s + 1.f);
+}
 
 // Timesteps of a VP schedule as the rule's scheduler spaces them (before sigmas are derived).
 std::vector<double> vp_timesteps(const ScheduleConfig& c, TimestepRule rule, int n) {
@@ -290,8 +295,7 @@ Schedule vp_schedule(const ScheduleConfig& c, ScheduleKind kind, TimestepRule ru
   const float smax = *std::max_element(s.sigmas.begin(), s.sigmas.end());
   const bool euler_family = rule == TimestepRule::euler || rule == TimestepRule::kdpm2;
   if (euler_family)
-    s.init_noise_sigma =
-        c.spacing == TimestepSpacing::leading ? f32_sqrt_sq_plus_one(smax) : smax;
+    s.init_noise_sigma = c.spacing == TimestepSpacing::leading ? f32_sqrt_sq_plus_one(smax) : smax;
   else
     s.init_noise_sigma = f32_sqrt_sq_plus_one(s.sigmas.front());
   return s;
@@ -345,10 +349,13 @@ Schedule flow_schedule(const ScheduleConfig& c, ScheduleKind kind, TimestepRule 
     // ComfyUI ModelSamplingDiscreteFlow: sigma(t) = shift(t / T) over t = 1..T; simple takes
     // every (T / n)-th from the top, sgm_uniform n + 1 points evenly in t from T to 0 (last
     // dropped; sigma(0) clamps to the first table entry).
-    auto sig_at = [&](double t) { return flow_shift_value(c, t / static_cast<double>(T), dynamic, mu); };
+    auto sig_at = [&](double t) {
+      return flow_shift_value(c, t / static_cast<double>(T), dynamic, mu);
+    };
     if (kind == ScheduleKind::simple) {
       const double ss = static_cast<double>(T) / n;
-      for (int x = 0; x < n; ++x) sig.push_back(sig_at(static_cast<double>(T - static_cast<int64_t>(x * ss))));
+      for (int x = 0; x < n; ++x)
+        sig.push_back(sig_at(static_cast<double>(T - static_cast<int64_t>(x * ss))));
     } else {
       auto ts = np_linspace(static_cast<double>(T), 0, n + 1);
       for (int i = 0; i < n; ++i) sig.push_back(sig_at(std::max(1.0, ts[static_cast<size_t>(i)])));
@@ -413,7 +420,9 @@ NoiseTable NoiseTable::make(const ScheduleConfig& c) {
   return tab;
 }
 
-float NoiseTable::sigma_of_alpha(float a) { return std::sqrt((1.f - a) / a); }
+float NoiseTable::sigma_of_alpha(float a) {
+  return std::sqrt((1.f - a) / a);
+}
 
 double NoiseTable::sigma_to_t(double sigma) const {
   const double log_sigma = std::log(std::max(sigma, 1e-10));
@@ -423,7 +432,8 @@ double NoiseTable::sigma_to_t(double sigma) const {
   for (int64_t i = 0; i < n; ++i)
     if (log_sigma - static_cast<double>(log_sigmas[static_cast<size_t>(i)]) >= 0) low = i;
   low = std::min(low, n - 2);
-  const float lo = log_sigmas[static_cast<size_t>(low)], hi = log_sigmas[static_cast<size_t>(low + 1)];
+  const float lo = log_sigmas[static_cast<size_t>(low)],
+              hi = log_sigmas[static_cast<size_t>(low + 1)];
   // (low - high) is an f32 difference in diffusers (both operands f32 arrays).
   double w = (static_cast<double>(lo) - log_sigma) / static_cast<double>(lo - hi);
   w = std::clamp(w, 0.0, 1.0);
@@ -451,9 +461,21 @@ Schedule make_schedule(const ScheduleConfig& c, ScheduleKind kind, TimestepRule 
            steps);
   KILN_ARG(c.num_train_timesteps >= 2, kCtx, "num_train_timesteps must be >= 2, got ",
            c.num_train_timesteps);
+  // DDIM/LCM threshold the x0 estimate in step(), DPM-Solver (data prediction) and UniPC
+  // (predict_x0) in convert_model_output; TCDScheduler has the key but never reads it, and the
+  // Euler family has no such option.
+  const bool thresholding_rule = rule == TimestepRule::ddim || rule == TimestepRule::dpm_solver ||
+                                 rule == TimestepRule::unipc || rule == TimestepRule::flow_unipc ||
+                                 rule == TimestepRule::lcm;
+  KILN_CHECK(!(c.thresholding && thresholding_rule), Status::unsupported,
+             c.source.empty() ? std::string(kCtx) : c.source,
+             "thresholding=true (dynamic thresholding of the x0 estimate) is not supported; set "
+             "\"thresholding\": false or use a sampler of the Euler family");
   if (c.is_flow() || rule == TimestepRule::flow || rule == TimestepRule::flow_unipc) {
-    KILN_ARG(c.is_flow(), kCtx, "flow-matching samplers need a flow-matching model (the scheduler "
-             "config '", c.class_name, "' is ", c.prediction == Prediction::epsilon ? "epsilon" : "v",
+    KILN_ARG(c.is_flow(), kCtx,
+             "flow-matching samplers need a flow-matching model (the scheduler "
+             "config '",
+             c.class_name, "' is ", c.prediction == Prediction::epsilon ? "epsilon" : "v",
              "-prediction)");
     KILN_ARG(rule != TimestepRule::tcd, kCtx,
              "TCD needs an eps/v model's training noise table, not a flow-matching model");
@@ -488,9 +510,17 @@ ScheduleConfig ScheduleConfig::from_config(const io::ComponentConfig& cfg) {
   ScheduleConfig c;
   c.class_name = cfg.get_string_or("_class_name", "");
   c.num_train_timesteps = cfg.get_int_or("num_train_timesteps", 1000);
+  c.source = cfg.file().string();
+  // Read for every config (UniPC's flow mode thresholds too); absent keys keep their meaning of
+  // "the scheduler's own default" (see the header).
+  if (cfg.has("clip_sample")) c.clip_sample = cfg.get_bool_or("clip_sample", false);
+  c.clip_sample_range = cfg.get_float_or("clip_sample_range", 1.0);
+  KILN_CHECK(std::isfinite(c.clip_sample_range) && c.clip_sample_range > 0, Status::format_error,
+             cfg.file().string(), "clip_sample_range must be > 0, got ", c.clip_sample_range);
+  c.thresholding = cfg.get_bool_or("thresholding", false);
   const bool flow_class = c.class_name.rfind("FlowMatch", 0) == 0;
-  const bool flow_keys = !cfg.has("beta_schedule") &&
-                         (cfg.has("shift") || cfg.has("use_dynamic_shifting"));
+  const bool flow_keys =
+      !cfg.has("beta_schedule") && (cfg.has("shift") || cfg.has("use_dynamic_shifting"));
   // UniPCMultistepScheduler's flow mode (e.g. Wan's configs): flow sigmas shifted by flow_shift.
   const bool flow_sigmas = cfg.get_bool_or("use_flow_sigmas", false) ||
                            cfg.get_string_or("prediction_type", "") == "flow_prediction";
@@ -508,18 +538,20 @@ ScheduleConfig ScheduleConfig::from_config(const io::ComponentConfig& cfg) {
   }
   c.beta_start = cfg.get_float_or("beta_start", 0.0001);
   c.beta_end = cfg.get_float_or("beta_end", 0.02);
-  KILN_CHECK(!cfg.has("trained_betas"), Status::unsupported, cfg.file().string(), "trained_betas are not supported");
-  c.beta_schedule = parse_enum<BetaSchedule>(cfg, "beta_schedule", "linear",
-                                             {{"linear", BetaSchedule::linear},
-                                              {"scaled_linear", BetaSchedule::scaled_linear},
-                                              {"squaredcos_cap_v2", BetaSchedule::squaredcos_cap_v2}});
+  KILN_CHECK(!cfg.has("trained_betas"), Status::unsupported, cfg.file().string(),
+             "trained_betas are not supported");
+  c.beta_schedule =
+      parse_enum<BetaSchedule>(cfg, "beta_schedule", "linear",
+                               {{"linear", BetaSchedule::linear},
+                                {"scaled_linear", BetaSchedule::scaled_linear},
+                                {"squaredcos_cap_v2", BetaSchedule::squaredcos_cap_v2}});
   c.spacing = parse_enum<TimestepSpacing>(cfg, "timestep_spacing", "leading",
                                           {{"linspace", TimestepSpacing::linspace},
                                            {"leading", TimestepSpacing::leading},
                                            {"trailing", TimestepSpacing::trailing}});
-  c.prediction = parse_enum<Prediction>(cfg, "prediction_type", "epsilon",
-                                        {{"epsilon", Prediction::epsilon},
-                                         {"v_prediction", Prediction::v_prediction}});
+  c.prediction = parse_enum<Prediction>(
+      cfg, "prediction_type", "epsilon",
+      {{"epsilon", Prediction::epsilon}, {"v_prediction", Prediction::v_prediction}});
   c.steps_offset = cfg.get_int_or("steps_offset", 0);
   c.set_alpha_to_one = cfg.get_bool_or("set_alpha_to_one", true);
   c.original_inference_steps = cfg.get_int_or("original_inference_steps", 50);
@@ -539,7 +571,7 @@ struct ScheduleName {
   ScheduleKind kind;
 };
 constexpr ScheduleName kScheduleNames[] = {
-    {"default", ScheduleKind::model_default}, {"karras", ScheduleKind::karras},
+    {"default", ScheduleKind::model_default},   {"karras", ScheduleKind::karras},
     {"exponential", ScheduleKind::exponential}, {"sgm_uniform", ScheduleKind::sgm_uniform},
     {"simple", ScheduleKind::simple},           {"beta", ScheduleKind::beta},
 };

@@ -45,6 +45,17 @@ struct ScheduleConfig {
   // LCM / TCD
   int64_t original_inference_steps = 50;
   double timestep_scaling = 10.0;
+  // Clamp of the x0 estimate to [-clip_sample_range, clip_sample_range]. nullopt when the file
+  // has no "clip_sample": each diffusers scheduler then applies its own default (DDIMScheduler
+  // true, HeunDiscreteScheduler and LCMScheduler false), so the value only means something per
+  // sampler: x0_clip_range() in samplers.hpp resolves it. Real SD folders (PNDMScheduler configs)
+  // say false; a config saved by EulerDiscreteScheduler lacks the key, so DDIM clips there.
+  std::optional<bool> clip_sample;
+  double clip_sample_range = 1.0;
+  // Dynamic thresholding (Imagen): not implemented; make_schedule refuses it for the samplers
+  // whose diffusers scheduler would apply it (DDIM, DPM-Solver, UniPC, LCM).
+  bool thresholding = false;
+  std::string source;  // the config file, for error messages
 
   bool is_flow() const { return prediction == Prediction::flow; }
   // Reads a scheduler_config.json. Flow schedulers are recognised by class name
@@ -70,8 +81,8 @@ struct Schedule {
 };
 
 struct FlowShift {
-  std::optional<double> mu;               // explicit mu for dynamic shifting
-  std::optional<int64_t> image_seq_len;   // or mu from the latent token count
+  std::optional<double> mu;              // explicit mu for dynamic shifting
+  std::optional<int64_t> image_seq_len;  // or mu from the latent token count
 };
 
 // Steps above this are refused: no sampler needs more, and it catches negative-to-unsigned bugs.
@@ -79,7 +90,8 @@ constexpr int kMaxSteps = 10000;
 
 // The schedule for `steps` sampler steps. Throws invalid_argument for steps < 1 or > kMaxSteps
 // (or above what the config allows, e.g. LCM's original_inference_steps), and for dynamic
-// shifting without mu/image_seq_len.
+// shifting without mu/image_seq_len; unsupported for a config with thresholding=true under a
+// rule whose diffusers scheduler thresholds (ddim, dpm_solver, unipc, flow_unipc, lcm).
 Schedule make_schedule(const ScheduleConfig& cfg, ScheduleKind kind, TimestepRule rule, int steps,
                        const FlowShift& flow = {});
 
