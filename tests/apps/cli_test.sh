@@ -95,7 +95,13 @@ else
 fi
 expect_fail "init image missing" "not found" "$kiln" render -m "$data/sd15_pipe" -p x --init-image "$tmp/none.png" -o "$tmp/s.png"
 expect_fail "mask without init image" "init-image" "$kiln" render -m "$data/sd15_pipe" -p x --mask "$tmp/base.png" -o "$tmp/s.png"
-expect_fail "inpainting on a family without it" "not supported" "$kiln" render -m "$data/flux_pipe" -p x --init-image "$tmp/base.png" --mask "$tmp/base.png" -o "$tmp/s.png"
+if "$kiln" render -m "$data/flux_pipe" -p "a castle" --steps 3 --init-image "$tmp/base.png" \
+     --mask "$tmp/base.png" --strength 0.85 --progress none -o "$tmp/finp.png" >/dev/null 2>"$tmp/elog" &&
+   [[ -s "$tmp/finp.png" ]]; then
+  pass "flux inpaint runs"
+else
+  bad "flux inpaint: $(cat "$tmp/elog")"
+fi
 if "$kiln" render -m "$data/flux_pipe" -p "a castle" --steps 3 --init-image "$tmp/base.png" --strength 0.6 \
      --progress none -o "$tmp/fi2i.png" >/dev/null 2>"$tmp/elog"; then
   pass "flux img2img runs"

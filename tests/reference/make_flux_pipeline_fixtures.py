@@ -14,6 +14,8 @@ what this script runs too) and tests/data/flux_pipe.goldens.safetensors: for eac
 float32 image (B, H, W, 3) in [0, 1] that FluxPipeline (FluxImg2ImgPipeline for the cases with
 a strength, which also store their init image (1, 3, H, W) in [-1, 1] as "<case>.init_image" and
 record denoise_steps, the steps left after strength truncation) returns with output_type="np".
+Cases listed in INPAINT run FluxInpaintPipeline instead, with the mask (1, 1, H, W) in [0, 1]
+stored as "<case>.mask" (their case entry has inpaint true).
 
 Tokenizers are the tiny vocabularies of tests/data/clip/tokenizer (make_clip_fixtures.py) and
 tests/data/t5/tokenizer/spiece.model (make_t5_fixtures.py). Deterministic (fixed seeds).
@@ -24,7 +26,7 @@ from pathlib import Path
 import diffusers
 import torch
 from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxImg2ImgPipeline,
-                       FluxPipeline, FluxTransformer2DModel)
+                       FluxInpaintPipeline, FluxPipeline, FluxTransformer2DModel)
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel,
                           T5Tokenizer)
 
@@ -46,7 +48,11 @@ CASES = [
     # get_timesteps: t_start = int(4 - 4 * 0.6) = 1 and int(5 - 5 * 0.8) = 1.
     ("dev_img2img_s06", "dev", "a watercolor of a lighthouse", 4, 3.5, 21, 1, 32, 40, 64, 0.6),
     ("schnell_img2img_s08_batch2", "schnell", "a red sports car", 5, 0.0, 8, 2, 32, 32, 64, 0.8),
+    # FluxInpaintPipeline (INPAINT): t_start = int(7 - 7 * 0.85) = 1.
+    ("dev_inpaint_s085", "dev", "a bowl of fruit on a table", 7, 3.5, 13, 1, 32, 40, 64, 0.85),
 ]
+# Cases run with FluxInpaintPipeline and inpaint_mask(h, w).
+INPAINT = {"dev_inpaint_s085"}
 
 TRANSFORMER = dict(patch_size=1, in_channels=64, num_attention_heads=2, attention_head_dim=16,
                    joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=(4, 6, 6))
@@ -69,6 +75,19 @@ def init_image(h, w):
     blue[(x - 0.3) ** 2 + (y + 0.2) ** 2 < 0.25] = 0.9
     blue[h // 2 + 2:h // 2 + 6, : w // 3] = 0.2
     return torch.stack([x, 0.8 * y, blue])[None].contiguous()
+
+
+def inpaint_mask(h, w):
+    """A deterministic inpainting mask (1, 1, h, w) in [0, 1]: a rectangle (rows h/4 - 1 to
+    3h/4 - 2, columns w/4 - 1 to 3w/4 - 1) of 0.75 around a core of 1.0, and a band of 0.3 above it
+    that binarization (>= 0.5) drops. The rectangle's edges fall between latent cells on purpose
+    (nearest resizing to the latent grid picks even pixels)."""
+    m = torch.zeros(1, 1, h, w)
+    top, bottom, left, right = h // 4 - 1, 3 * h // 4 - 1, w // 4 - 1, 3 * w // 4 + 1
+    m[..., top - 2:top, left:right] = 0.3
+    m[..., top:bottom, left:right] = 0.75
+    m[..., top + 2:bottom - 2, left + 2:right - 2] = 1.0
+    return m
 
 
 def build():
@@ -128,10 +147,15 @@ def main():
                       output_type="np")
         if strength is not None:
             # The image tensor in [-1, 1] is used as is (its min < 0: no renormalization).
-            pipe = FluxImg2ImgPipeline.from_pipe(pipe)
+            inpaint = name in INPAINT
+            pipe = (FluxInpaintPipeline if inpaint else FluxImg2ImgPipeline).from_pipe(pipe)
             image = init_image(h, w)
             goldens[f"{name}.init_image"] = image
             kwargs.update(image=image, strength=strength)
+            if inpaint:
+                mask = inpaint_mask(h, w)
+                goldens[f"{name}.mask"] = mask
+                kwargs.update(mask_image=mask)
         pipe.set_progress_bar_config(disable=True)
         with torch.no_grad():
             out = pipe(prompt, **kwargs)
@@ -140,6 +164,7 @@ def main():
         cases.append(dict(name=name, variant=variant, sampler="flow_euler", prompt=prompt,
                           steps=steps, guidance_scale=guidance, seed=seed, batch=batch, height=h,
                           width=w, max_sequence_length=max_len, strength=strength,
+                          inpaint=name in INPAINT,
                           denoise_steps=steps if strength is None else pipe.num_timesteps))
         inside = ((img > 0.01) & (img < 0.99)).float().mean().item()
         print(f"{name}: {tuple(img.shape)} mean {img.mean():.4f} std {img.std():.4f} "

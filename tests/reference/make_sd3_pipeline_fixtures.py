@@ -13,8 +13,11 @@ tests/data/sd3_pipe.goldens.safetensors: for each case the float32 image (B, H, 
 that StableDiffusion3Pipeline returns with output_type="np" (FlowMatchEulerDiscreteScheduler, and
 FlowMatchHeunDiscreteScheduler for case "heun", both from the folder's scheduler config), and for
 the img2img cases (StableDiffusion3Img2ImgPipeline on the same components) the init image
-(1, 3, H, W) in [-1, 1] as "<case>.init_image". img2img cases record denoise_steps, the pipeline's
-num_timesteps (the steps left after strength truncation); txt2img ones the steps.
+(1, 3, H, W) in [-1, 1] as "<case>.init_image". Cases listed in INPAINT run
+StableDiffusion3InpaintPipeline with that init image and the mask (1, 1, H, W) in [0, 1] stored as
+"<case>.mask" (their case entry has inpaint true). img2img and inpaint cases record
+denoise_steps, the pipeline's num_timesteps (the steps left after strength truncation); txt2img
+ones the steps.
 
 The two CLIP hidden sizes (16 + 16) are narrower than T5's d_model (48), so the zero padding of
 the CLIP states to the T5 width is exercised. Case "no_t5" runs the same folder with
@@ -30,7 +33,8 @@ import diffusers
 import torch
 from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler,
                        FlowMatchHeunDiscreteScheduler, SD3Transformer2DModel,
-                       StableDiffusion3Img2ImgPipeline, StableDiffusion3Pipeline)
+                       StableDiffusion3Img2ImgPipeline, StableDiffusion3InpaintPipeline,
+                       StableDiffusion3Pipeline)
 from transformers import (CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer, T5Config,
                           T5EncoderModel, T5Tokenizer)
 
@@ -55,7 +59,12 @@ CASES = [
      True, 0.6),
     ("img2img_s08_batch2", "flow_euler", "a red sports car", "blurry", 5, 4.5, 8, 2, 32, 32, 32,
      True, 0.8),
+    # StableDiffusion3InpaintPipeline (INPAINT): strength 1 starts from pure noise.
+    ("inpaint_s1_batch2", "flow_euler", "a bowl of fruit on a table", "blurry", 4, 5.0, 13, 2, 32,
+     40, 64, True, 1.0),
 ]
+# Cases run with StableDiffusion3InpaintPipeline and inpaint_mask(h, w).
+INPAINT = {"inpaint_s1_batch2"}
 # kiln sampler name -> the diffusers scheduler built from the folder's scheduler config.
 SCHEDULERS = {"flow_euler": FlowMatchEulerDiscreteScheduler,
               "flow_heun": FlowMatchHeunDiscreteScheduler}
@@ -70,6 +79,19 @@ def init_image(h, w):
     blue[(x - 0.3) ** 2 + (y + 0.2) ** 2 < 0.25] = 0.9
     blue[h // 2 + 2:h // 2 + 6, : w // 3] = 0.2
     return torch.stack([x, 0.8 * y, blue])[None].contiguous()
+
+
+def inpaint_mask(h, w):
+    """A deterministic inpainting mask (1, 1, h, w) in [0, 1]: a rectangle (rows h/4 - 1 to
+    3h/4 - 2, columns w/4 - 1 to 3w/4 - 1) of 0.75 around a core of 1.0, and a band of 0.3 above it
+    that binarization (>= 0.5) drops. The rectangle's edges fall between latent cells on purpose
+    (nearest resizing to the latent grid picks even pixels)."""
+    m = torch.zeros(1, 1, h, w)
+    top, bottom, left, right = h // 4 - 1, 3 * h // 4 - 1, w // 4 - 1, 3 * w // 4 + 1
+    m[..., top - 2:top, left:right] = 0.3
+    m[..., top:bottom, left:right] = 0.75
+    m[..., top + 2:bottom - 2, left + 2:right - 2] = 1.0
+    return m
 
 
 def build():
@@ -134,11 +156,17 @@ def main():
         run = pipe
         if strength is not None:
             # The image tensor in [-1, 1] is used as is (its min < 0: no renormalization).
-            run = StableDiffusion3Img2ImgPipeline.from_pipe(pipe)
+            inpaint = name in INPAINT
+            run = (StableDiffusion3InpaintPipeline if inpaint
+                   else StableDiffusion3Img2ImgPipeline).from_pipe(pipe)
             run.set_progress_bar_config(disable=True)
             image = init_image(h, w)
             goldens[f"{name}.init_image"] = image
             kwargs.update(image=image, strength=strength)
+            if inpaint:
+                mask = inpaint_mask(h, w)
+                goldens[f"{name}.mask"] = mask
+                kwargs.update(mask_image=mask)
         with torch.no_grad():
             out = run(prompt, **kwargs)
         img = torch.from_numpy(out.images).float().contiguous()
@@ -146,6 +174,7 @@ def main():
         cases.append(dict(name=name, sampler=sampler, prompt=prompt, negative_prompt=negative,
                           steps=steps, guidance_scale=cfg, seed=seed, batch=batch, height=h,
                           width=w, max_sequence_length=max_len, t5=t5, strength=strength,
+                          inpaint=name in INPAINT,
                           denoise_steps=steps if strength is None else run.num_timesteps))
         inside = ((img > 0.01) & (img < 0.99)).float().mean().item()
         print(f"{name}: {tuple(img.shape)} mean {img.mean():.4f} unclipped {inside:.0%}")

@@ -87,11 +87,7 @@ samplers::Schedule Flux::flux_schedule(int steps, int64_t image_seq_len) const {
 Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   check_steps_and_batch(req, kCtx);
   KILN_ARG(std::isfinite(req.guidance_scale), kCtx, "guidance_scale must be finite");
-  // FluxInpaintPipeline (masked latents blended each step) is not ported.
-  KILN_CHECK(!req.mask.defined(), Status::unsupported, kCtx,
-             "inpainting (a mask) is not supported for Flux; use init_image without a mask for "
-             "image-to-image");
-  const bool img2img = req.init_image.defined();
+  const bool img2img = req.init_image.defined(), inpaint = req.mask.defined();
   if (img2img) check_flow_init_image(req, kCtx);
   const auto& tc = transformer_->config();
   const int64_t f = vae_->downscale_factor();
@@ -109,6 +105,7 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   const samplers::SamplerKind kind = samplers::sampler_from_name(req.sampler);
   KILN_ARG(is_flow_sampler(kind), kCtx, "sampler \"", req.sampler,
            "\" is not a flow-matching sampler (Flux takes flow_euler, flow_heun or flow_unipc)");
+  if (inpaint) check_flow_mask(req, kind, kCtx);
   const samplers::ScheduleKind sched_kind = samplers::schedule_from_name(req.schedule);
   check_max_sequence_length(opt.max_sequence_length, kCtx);
   const int64_t B = req.batch;
@@ -140,13 +137,14 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   // prepare_latents: (B, C, H/f, W/f) torch CPU noise, packed to (B, (H/2f)(W/2f), 4C). img2img
   // draws in its generator order: the posterior sample of the image batch first,
   // (z - shift_factor) * scaling_factor, repeated to the batch, then the noise;
-  // scheduler.scale_noise at the first sigma s: s * noise + (1 - s) * x0, packed after.
+  // scheduler.scale_noise at the first sigma s: s * noise + (1 - s) * x0, packed after (the
+  // inpaint pipeline too, at any strength).
   rng::Generator gen = rng::Generator::torch_cpu(req.seed);
-  Tensor x;
+  Tensor x, x0, noise;
   if (img2img) {
-    Tensor x0 = vae_->to_latent(vae_->encode(req.init_image).sample(gen));
+    x0 = vae_->to_latent(vae_->encode(req.init_image).sample(gen));
     if (x0.size(0) != B) x0 = repeat_batch(x0, B);
-    Tensor noise = rng::randn(x0.shape(), gen);  // (B, C, H/f, W/f)
+    noise = rng::randn(x0.shape(), gen);  // (B, C, H/f, W/f)
     const float s = sigmas[0];
     x = models::flux::pack_latents(ops::add(ops::scale(noise, s), ops::scale(x0, 1.f - s)));
   } else {
@@ -162,6 +160,16 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   };
   samplers::Denoiser denoiser = samplers::wrap_model(model, schedule_cfg_, sched);
   samplers::SamplerContext ctx = sampler_context(req, gen);
+  if (inpaint) {
+    // The blend runs on packed tokens, as FluxInpaintPipeline: image latents, noise and the mask
+    // (repeated over the C channels, (B, C, H/f, W/f)) packed to (B, L, 4C). Its masked image
+    // latents (a posterior sample drawn after the noise) are never read by a 4C-channel
+    // transformer and flow_euler draws nothing more, so they are skipped.
+    const Tensor m = flow_latent_mask(req.mask, lh, lw, B);
+    const Tensor mask = models::flux::pack_latents(m.expand(x0.shape()).contiguous());
+    set_flow_inpaint_blend(ctx, models::flux::pack_latents(x0), models::flux::pack_latents(noise),
+                           mask, sigmas);
+  }
   x = samplers::sample(kind, denoiser, x, sigmas, ctx);
   x = samplers::final_latents(x, sigmas.back(), schedule_cfg_);
   // _unpack_latents, latents / scaling_factor + shift_factor -> decode

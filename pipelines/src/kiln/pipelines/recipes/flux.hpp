@@ -1,8 +1,9 @@
 // Flux.1 text-to-image and image-to-image over a diffusers folder (model_index.json with
 // transformer, vae, scheduler, text_encoder + tokenizer (CLIP, pooled output only) and
 // text_encoder_2 + tokenizer_2 (T5)), equal to diffusers' FluxPipeline (FluxImg2ImgPipeline with an
-// init image) for the same seed. Inpainting is not implemented (a mask is Status::unsupported).
-// Ref: diffusers src/diffusers/pipelines/flux/pipeline_flux.py, pipeline_flux_img2img.py
+// init image, FluxInpaintPipeline with an init image and a mask) for the same seed.
+// Ref: diffusers src/diffusers/pipelines/flux/pipeline_flux.py, pipeline_flux_img2img.py,
+//      pipeline_flux_inpaint.py
 //
 // dev-like transformers (guidance_embeds) take guidance_scale as the distilled guidance
 // embedding; schnell-like ones ignore it. There is no classifier-free guidance (FluxPipeline's
@@ -47,7 +48,10 @@ class Flux {
   // With req.init_image (img2img): the output takes the image's size; the schedule's first
   // int(steps - steps * strength) steps are skipped and the image latents are noised to the
   // first sigma s left, s * noise + (1 - s) * x0, then packed (the VAE's posterior sample is
-  // drawn before the noise, as diffusers). req.mask throws Status::unsupported.
+  // drawn before the noise, as diffusers).
+  // With req.mask as well (inpainting, flow_euler only): the same start; after each step the
+  // tokens outside the binarized mask (nearest-resized to the latent grid) are replaced by the
+  // packed image latents re-noised to the next sigma (the image latents after the last step).
   Tensor generate(const ImageRequest& req, const FluxOptions& opt = {}) const;
 
   struct TextEmbeds {

@@ -1,6 +1,7 @@
 #include "kiln/pipelines/recipes/recipe_util.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "kiln/ops/ops.hpp"
 
@@ -71,6 +72,44 @@ void check_flow_init_image(const ImageRequest& req, const char* context) {
       req.width, "x", req.height, " (leave width/height 0 to take the image's size)");
   KILN_ARG(req.strength > 0.0 && req.strength <= 1.0, context, "strength ", req.strength,
            " out of range (0, 1]");
+}
+
+void check_flow_mask(const ImageRequest& req, samplers::SamplerKind kind, const char* context) {
+  KILN_ARG(req.init_image.defined(), context, "a mask needs an init_image to inpaint");
+  const Tensor& m = req.mask;
+  const Tensor& im = req.init_image;
+  KILN_ARG(m.dtype() == DType::f32 && m.ndim() == 4 && m.size(0) == 1 && m.size(1) == 1 &&
+               m.size(2) == im.size(2) && m.size(3) == im.size(3),
+           context, "mask must be f32 (1, 1, ", im.size(2), ", ", im.size(3),
+           ") like the init image, got ", m.str());
+  KILN_CHECK(kind == samplers::SamplerKind::flow_euler, Status::unsupported, context,
+             "inpainting (a mask) takes the flow_euler sampler only");
+}
+
+Tensor flow_latent_mask(const Tensor& mask, int64_t lh, int64_t lw, int64_t batch) {
+  Tensor m = mask.contiguous();
+  Tensor bin = Tensor::zeros(m.shape());
+  const float* p = m.data<float>();
+  float* q = bin.mutable_data<float>();
+  for (int64_t i = 0; i < m.numel(); ++i) q[i] = p[i] >= 0.5f ? 1.f : 0.f;
+  const int64_t hw[] = {lh, lw};
+  return repeat_batch(ops::interpolate(bin, hw, ops::InterpMode::nearest), batch);
+}
+
+void set_flow_inpaint_blend(samplers::SamplerContext& ctx, const Tensor& x0, const Tensor& noise,
+                            const Tensor& mask, std::span<const float> sigmas) {
+  const Tensor keep = ops::scale(mask, -1.f, 1.f);  // 1 - m
+  const std::vector<float> s(sigmas.begin(), sigmas.end());
+  const int total = static_cast<int>(s.size()) - 1;
+  ctx.on_step = [=](int i, const Tensor& xi, const Tensor&) {
+    const float sn = s[static_cast<size_t>(i) + 1];
+    const Tensor proper =
+        i + 1 < total ? ops::add(ops::scale(noise, sn), ops::scale(x0, 1.f - sn)) : x0;
+    // The samplers hand on_step their running latents: writing into that storage is diffusers'
+    // in-loop `latents = ...`.
+    Tensor running = xi;
+    running.copy_from(ops::add(ops::mul(keep, proper), ops::mul(mask, xi)));
+  };
 }
 
 }  // namespace kiln::pipelines::recipes

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "kiln/core/tensor.hpp"
@@ -51,5 +52,26 @@ int flow_img2img_first_step(int steps, double strength, const char* context);
 // The init image against the request: f32 (1 | batch, 3, H, W); the output takes its size, so
 // width/height must be 0 or equal; strength in (0, 1].
 void check_flow_init_image(const ImageRequest& req, const char* context);
+
+// Flow-matching inpainting with a latent-channel transformer (SD3 16, Flux 64 packed): diffusers'
+// StableDiffusion3InpaintPipeline / FluxInpaintPipeline. Ref: diffusers
+// pipeline_stable_diffusion_3_inpaint.py, pipeline_flux_inpaint.py (prepare_mask_latents, the
+// denoising loop).
+//
+// The mask against the request (after check_flow_init_image): an init image, f32 (1, 1, H, W)
+// of the image's size, and flow_euler. Other samplers are Status::unsupported: diffusers blends
+// after every scheduler.step(), i.e. twice per step for FlowMatchHeunDiscreteScheduler (kiln's
+// Heun step is one unit), and UniPCMultistepScheduler has no scale_noise (diffusers fails).
+void check_flow_mask(const ImageRequest& req, samplers::SamplerKind kind, const char* context);
+// mask_processor.preprocess (do_binarize: >= 0.5 -> 1, else 0), then interpolate(size=(lh, lw))
+// (torch's default mode, nearest), repeated to the batch: (batch, 1, lh, lw), 0 or 1.
+Tensor flow_latent_mask(const Tensor& mask, int64_t lh, int64_t lw, int64_t batch);
+// Installs ctx.on_step: after step i the running latents become
+//   (1 - m) * proper + m * x,  proper = s * noise + (1 - s) * x0  (scheduler.scale_noise at
+// s = sigmas[i + 1]), and proper = x0 after the last step. x0, noise and mask are in the layout
+// the sampler runs in (Flux: packed, the mask repeated over the channels before packing);
+// sigmas is the span the sampler runs (it is copied).
+void set_flow_inpaint_blend(samplers::SamplerContext& ctx, const Tensor& x0, const Tensor& noise,
+                            const Tensor& mask, std::span<const float> sigmas);
 
 }  // namespace kiln::pipelines::recipes

@@ -108,11 +108,7 @@ int64_t StableDiffusion3::size_multiple() const {
 Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt) const {
   check_steps_and_batch(req, kCtx);
   KILN_ARG(std::isfinite(req.guidance_scale), kCtx, "guidance_scale must be finite");
-  // StableDiffusion3InpaintPipeline (masked latents blended each step) is not ported.
-  KILN_CHECK(!req.mask.defined(), Status::unsupported, kCtx,
-             "inpainting (a mask) is not supported for SD3; use init_image without a mask for "
-             "image-to-image");
-  const bool img2img = req.init_image.defined();
+  const bool img2img = req.init_image.defined(), inpaint = req.mask.defined();
   if (img2img) check_flow_init_image(req, kCtx);
   const auto& tc = transformer_->config();
   const int64_t f = vae_->downscale_factor(), p = tc.patch_size;
@@ -130,6 +126,7 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
   const samplers::SamplerKind kind = samplers::sampler_from_name(req.sampler);
   KILN_ARG(is_flow_sampler(kind), kCtx, "sampler \"", req.sampler,
            "\" is not a flow-matching sampler (SD3 takes flow_euler, flow_heun or flow_unipc)");
+  if (inpaint) check_flow_mask(req, kind, kCtx);
   const samplers::ScheduleKind sched_kind = samplers::schedule_from_name(req.schedule);
   check_max_sequence_length(opt.max_sequence_length, kCtx);
   const bool cfg = req.guidance_scale > 1.f;
@@ -157,14 +154,15 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
   const std::span<const float> sigmas =
       std::span<const float>(sched.sigmas).subspan(static_cast<size_t>(t_start));
   rng::Generator gen = rng::Generator::torch_cpu(req.seed);
-  Tensor x;
+  Tensor x, x0, noise;
   if (img2img) {
     // prepare_latents, in its generator order: the posterior sample of the image batch first,
     // (z - shift_factor) * scaling_factor, repeated to the batch, then the noise;
-    // scheduler.scale_noise at the first sigma s: s * noise + (1 - s) * x0.
-    Tensor x0 = vae_->to_latent(vae_->encode(req.init_image).sample(gen));
+    // scheduler.scale_noise at the first sigma s: s * noise + (1 - s) * x0. The inpaint
+    // pipeline's strength 1 takes the noise as is, which this is (s = 1).
+    x0 = vae_->to_latent(vae_->encode(req.init_image).sample(gen));
     if (x0.size(0) != B) x0 = repeat_batch(x0, B);
-    Tensor noise = rng::randn(x0.shape(), gen);  // (B, C, H/f, W/f)
+    noise = rng::randn(x0.shape(), gen);  // (B, C, H/f, W/f)
     const float s = sigmas[0];
     x = ops::add(ops::scale(noise, s), ops::scale(x0, 1.f - s));
   } else {
@@ -180,9 +178,20 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
   };
   samplers::Denoiser denoiser = samplers::wrap_model(model, schedule_cfg_, sched);
   samplers::SamplerContext ctx = sampler_context(req, gen);
+  // Inpainting: the original, re-noised to the next sigma, outside the mask after each step.
+  // prepare_mask_latents then also encodes the masked image with a posterior sample drawn after
+  // the noise; a 16-channel transformer never reads it and flow_euler draws nothing more, so it
+  // is skipped.
+  if (inpaint)
+    set_flow_inpaint_blend(ctx, x0, noise, flow_latent_mask(req.mask, lh, lw, B), sigmas);
   x = samplers::sample(kind, denoiser, x, sigmas, ctx);
   x = samplers::final_latents(x, sigmas.back(), schedule_cfg_);
-  // latents / scaling_factor + shift_factor -> decode
+  // latents / scaling_factor + shift_factor -> decode. StableDiffusion3InpaintPipeline decodes
+  // latents / scaling_factor without adding shift_factor back (diffusers 0.42.1,
+  // pipeline_stable_diffusion_3_inpaint.py, after the denoising loop); kiln reproduces it.
+  if (inpaint)
+    return vae_->decode(
+        ops::div(x, Tensor::full({1, 1, 1, 1}, static_cast<float>(vae_->config.scaling_factor))));
   return vae_->decode(vae_->from_latent(x));
 }
 

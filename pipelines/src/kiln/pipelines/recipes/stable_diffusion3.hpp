@@ -2,10 +2,10 @@
 // (model_index.json with transformer, vae, scheduler, text_encoder + tokenizer and text_encoder_2 +
 // tokenizer_2 (CLIP with projection), optionally text_encoder_3 + tokenizer_3 (T5)), equal to
 // diffusers' StableDiffusion3Pipeline (StableDiffusion3Img2ImgPipeline with an init image) for the
-// same seed and flow-matching sampler. Inpainting is not implemented (a mask is
-// Status::unsupported). Ref: diffusers
+// same seed and flow-matching sampler, and StableDiffusion3InpaintPipeline with an init image and
+// a mask (16-channel transformers). Ref: diffusers
 // src/diffusers/pipelines/stable_diffusion_3/pipeline_stable_diffusion_3.py,
-//      pipeline_stable_diffusion_3_img2img.py
+//      pipeline_stable_diffusion_3_img2img.py, pipeline_stable_diffusion_3_inpaint.py
 //
 // Conditioning: both CLIPs' penultimate hidden states concatenated on the channel axis and
 // zero-padded to the T5 width, then the T5 states appended on the sequence axis:
@@ -48,7 +48,11 @@ class StableDiffusion3 {
   // With req.init_image (img2img): the output takes the image's size; the schedule's first
   // int(steps - steps * strength) steps are skipped and the image latents are noised to the
   // first sigma s left: s * noise + (1 - s) * x0 (the VAE's posterior sample is drawn before the
-  // noise, as diffusers). req.mask throws Status::unsupported.
+  // noise, as diffusers).
+  // With req.mask as well (inpainting, flow_euler only): the same start; after each step the
+  // latents outside the binarized mask (nearest-resized to the latent grid) are replaced by the
+  // image latents re-noised to the next sigma (the image latents after the last step), and the
+  // result is decoded without shift_factor, as StableDiffusion3InpaintPipeline does.
   Tensor generate(const ImageRequest& req, const Sd3Options& opt = {}) const;
 
   struct TextEmbeds {
