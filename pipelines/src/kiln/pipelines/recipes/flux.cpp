@@ -142,11 +142,10 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   rng::Generator gen = rng::Generator::torch_cpu(req.seed);
   Tensor x, x0, noise;
   if (img2img) {
-    x0 = vae_->to_latent(vae_->encode(req.init_image).sample(gen));
-    if (x0.size(0) != B) x0 = repeat_batch(x0, B);
-    noise = rng::randn(x0.shape(), gen);  // (B, C, H/f, W/f)
-    const float s = sigmas[0];
-    x = models::flux::pack_latents(ops::add(ops::scale(noise, s), ops::scale(x0, 1.f - s)));
+    FlowImageStart start = flow_image_start(*vae_, req.init_image, B, sigmas[0], gen);
+    x0 = start.x0;  // (B, C, H/f, W/f)
+    noise = start.noise;
+    x = models::flux::pack_latents(start.x);
   } else {
     x = models::flux::pack_latents(rng::randn({B, tc.in_channels / 4, lh, lw}, gen));
   }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kiln/ops/ops.hpp"
+#include "kiln/rng/generator.hpp"
 
 namespace kiln::pipelines::recipes {
 
@@ -110,6 +111,16 @@ void set_flow_inpaint_blend(samplers::SamplerContext& ctx, const Tensor& x0, con
     Tensor running = xi;
     running.copy_from(ops::add(ops::mul(keep, proper), ops::mul(mask, xi)));
   };
+}
+
+FlowImageStart flow_image_start(const models::AutoencoderKL& vae, const Tensor& init_image,
+                                int64_t batch, float first_sigma, rng::Generator& gen) {
+  FlowImageStart s;
+  s.x0 = vae.to_latent(vae.encode(init_image).sample(gen));
+  if (s.x0.size(0) != batch) s.x0 = repeat_batch(s.x0, batch);
+  s.noise = rng::randn(s.x0.shape(), gen);
+  s.x = ops::add(ops::scale(s.noise, first_sigma), ops::scale(s.x0, 1.f - first_sigma));
+  return s;
 }
 
 }  // namespace kiln::pipelines::recipes

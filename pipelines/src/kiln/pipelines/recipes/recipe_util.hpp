@@ -10,6 +10,7 @@
 
 #include "kiln/core/tensor.hpp"
 #include "kiln/io/diffusers.hpp"
+#include "kiln/pipelines/models/autoencoder_kl.hpp"
 #include "kiln/pipelines/recipes/image_request.hpp"
 #include "kiln/pipelines/samplers/samplers.hpp"
 #include "kiln/rng/generator.hpp"
@@ -49,6 +50,16 @@ samplers::SamplerContext sampler_context(const ImageRequest& req, rng::Generator
 // Unlike the U-Net pipelines' int(steps * strength), 4 steps at 0.6 start at 1 (int(1.6)), not 2.
 // Throws invalid_argument when no step is left.
 int flow_img2img_first_step(int steps, double strength, const char* context);
+// prepare_latents of the flow img2img/inpaint pipelines (SD3, Flux), in their generator order:
+// the posterior sample of the image batch first, (z - shift_factor) * scaling_factor, repeated to
+// `batch`, then the noise; the start is scheduler.scale_noise at the first sigma s:
+// s * noise + (1 - s) * x0. All three (B, C, h, w), unpacked.
+struct FlowImageStart {
+  Tensor x0, noise, x;
+};
+FlowImageStart flow_image_start(const models::AutoencoderKL& vae, const Tensor& init_image,
+                                int64_t batch, float first_sigma, rng::Generator& gen);
+
 // The init image against the request: f32 (1 | batch, 3, H, W); the output takes its size, so
 // width/height must be 0 or equal; strength in (0, 1].
 void check_flow_init_image(const ImageRequest& req, const char* context);

@@ -160,11 +160,10 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
     // (z - shift_factor) * scaling_factor, repeated to the batch, then the noise;
     // scheduler.scale_noise at the first sigma s: s * noise + (1 - s) * x0. The inpaint
     // pipeline's strength 1 takes the noise as is, which this is (s = 1).
-    x0 = vae_->to_latent(vae_->encode(req.init_image).sample(gen));
-    if (x0.size(0) != B) x0 = repeat_batch(x0, B);
-    noise = rng::randn(x0.shape(), gen);  // (B, C, H/f, W/f)
-    const float s = sigmas[0];
-    x = ops::add(ops::scale(noise, s), ops::scale(x0, 1.f - s));
+    FlowImageStart start = flow_image_start(*vae_, req.init_image, B, sigmas[0], gen);
+    x0 = start.x0;  // (B, C, H/f, W/f)
+    noise = start.noise;
+    x = start.x;
   } else {
     x = ops::scale(rng::randn({B, tc.in_channels, lh, lw}, gen), sched.init_noise_sigma);
   }
