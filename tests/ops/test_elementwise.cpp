@@ -148,6 +148,8 @@ TEST(Elementwise, Activations) {
         return 0.5 * x * (1 + std::tanh(k * (x + 0.044715 * x * x * x)));
       },
       1e-6, 1e-6);
+  check_unary(
+      "relu", ops::relu, [](double x) { return x > 0 ? x : 0.0; }, 0, 0);
   // Saturation far out: no inf/NaN from exp overflow.
   check_unary(
       "silu_far", ops::silu, [](double x) { return x / (1 + std::exp(-x)); }, 1e-5, 1e-6, -100.f,

@@ -70,3 +70,27 @@ TEST(Layout, ConcatSplitChunkRoundTrip) {
   int64_t wrong[] = {3, 3};
   EXPECT_THROW(ops::split(c, wrong, 1), Error);
 }
+
+TEST(Layout, EmbeddingGathersRowsAndRejectsBadIds) {
+  Tensor table = test::random_tensor({7, 5}, 3);
+  auto td = test::to_doubles(table);
+  Tensor ids = Tensor::empty({2, 3}, DType::i64);
+  const int64_t picks[] = {6, 0, 3, 3, 1, 6};
+  for (int i = 0; i < 6; ++i) ids.mutable_data<int64_t>()[i] = picks[i];
+  std::vector<double> ref;
+  for (int64_t id : picks)
+    for (int d = 0; d < 5; ++d) ref.push_back(td[id * 5 + d]);
+  Tensor out = ops::embedding(table.to(DType::bf16), ids.to(DType::i32));
+  EXPECT_EQ(out.shape(), Shape({2, 3, 5}));
+  auto bf = test::to_doubles(table.to(DType::bf16));
+  std::vector<double> ref_bf;
+  for (int64_t id : picks)
+    for (int d = 0; d < 5; ++d) ref_bf.push_back(bf[id * 5 + d]);
+  EXPECT_TRUE(test::all_close(out, ref_bf, 0, 0));
+  EXPECT_TRUE(test::all_close(ops::embedding(table, ids), ref, 0, 0));
+  ids.mutable_data<int64_t>()[4] = 7;
+  test::expect_error([&] { ops::embedding(table, ids); }, "id 7 at flat index 4");
+  ids.mutable_data<int64_t>()[4] = -1;
+  test::expect_error([&] { ops::embedding(table, ids); }, "id -1");
+  test::expect_error([&] { ops::embedding(table, ids.to(DType::f32)); }, "i32 or i64");
+}

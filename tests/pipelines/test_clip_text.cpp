@@ -24,7 +24,7 @@ namespace kiln::test {
 namespace {
 
 namespace fs = std::filesystem;
-using pipelines::models::ClipAct;
+using Act = pipelines::nn::Act;
 using pipelines::models::ClipTextModel;
 using pipelines::models::ClipTextOptions;
 using pipelines::models::ClipTextOutput;
@@ -126,11 +126,11 @@ TEST(ClipText, Float16CheckpointConvertedOnLoad) {
 
 TEST(ClipText, ConfigIsRead) {
   const ClipTextModel a = ClipTextModel::load(clip_dir() / "text_encoder");
-  EXPECT_EQ(a.config().hidden_act, ClipAct::quick_gelu);
+  EXPECT_EQ(a.config().hidden_act, Act::quick_gelu);
   EXPECT_EQ(a.config().eos_token_id, 2);
   EXPECT_EQ(a.config().num_hidden_layers, 3);
   const ClipTextModel b = ClipTextModel::load(clip_dir() / "text_encoder_2");
-  EXPECT_EQ(b.config().hidden_act, ClipAct::gelu);
+  EXPECT_EQ(b.config().hidden_act, Act::gelu);
   EXPECT_EQ(b.config().eos_token_id, fixture()["eos"].get<int64_t>());
 }
 

@@ -23,7 +23,7 @@ namespace kiln::test {
 namespace {
 
 using pipelines::models::t5_relative_position_bucket;
-using pipelines::models::T5Act;
+using Act = pipelines::nn::Act;
 using pipelines::models::T5Config;
 using pipelines::models::T5EncoderModel;
 namespace fs = std::filesystem;
@@ -67,12 +67,12 @@ TEST(T5Encoder, ConfigFromTransformers) {
   EXPECT_EQ(g.num_layers, 2);
   EXPECT_EQ(g.num_heads, 4);
   EXPECT_TRUE(g.gated);
-  EXPECT_EQ(g.act, T5Act::gelu_tanh);  // "gated-gelu" is gelu_new
+  EXPECT_EQ(g.act, Act::gelu_tanh);  // "gated-gelu" is gelu_new
   EXPECT_EQ(g.relative_attention_num_buckets, 32);
   EXPECT_EQ(g.relative_attention_max_distance, 128);
   const auto& r = model("text_encoder_relu_bf16").config();
   EXPECT_FALSE(r.gated);
-  EXPECT_EQ(r.act, T5Act::relu);
+  EXPECT_EQ(r.act, Act::relu);
   EXPECT_EQ(r.num_layers, 1);
   EXPECT_EQ(model("text_encoder").blocks[0].attn.relative_attention_bias.shape(), Shape({32, 4}));
   EXPECT_FALSE(model("text_encoder").blocks[1].attn.relative_attention_bias.defined());

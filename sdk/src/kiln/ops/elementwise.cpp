@@ -173,6 +173,10 @@ Tensor tanh(const Tensor& x) {
   return unary("tanh", x, [](float v) { return std::tanh(v); });
 }
 
+Tensor relu(const Tensor& x) {
+  return unary("relu", x, [](float v) { return v > 0.f ? v : 0.f; });
+}
+
 // softmax along `dim`: exp(x - max) / sum, sums in double. A row of all -inf gives NaN, as in
 // torch. The tensor is viewed as (outer, n, inner); lanes of `inner` are processed together so
 // the reads along `dim` stay unit-stride when inner > 1.

@@ -1,4 +1,5 @@
 // concat / split / chunk. Split and chunk return views (no copy), as torch does.
+#include <cstring>
 #include <vector>
 
 #include "kiln/ops/ops.hpp"
@@ -71,6 +72,31 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int dim) {
     return out;
   }
   for (int64_t at = 0; at < n; at += each) out.push_back(x.narrow(d, at, std::min(each, n - at)));
+  return out;
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  require_cpu("embedding", {&weight, &ids});
+  KILN_ARG(weight.defined() && weight.ndim() == 2 && dtype_info(weight.dtype()).is_float,
+           "embedding", "weight must be a 2-D float (vocab, dim) table, got ",
+           weight.defined() ? weight.str() : std::string("undefined"));
+  KILN_ARG(ids.defined() && (ids.dtype() == DType::i64 || ids.dtype() == DType::i32), "embedding",
+           "ids must be i32 or i64, got ", ids.defined() ? ids.str() : std::string("undefined"));
+  const Tensor table = weight.to(DType::f32).contiguous();
+  const Tensor idc = ids.contiguous();
+  const int64_t V = table.size(0), D = table.size(1), n = idc.numel();
+  Shape out_shape = ids.shape();
+  out_shape.push_back(D);
+  Tensor out = Tensor::empty(out_shape, DType::f32);
+  const float* tok = table.data<float>();
+  float* o = out.mutable_data<float>();
+  const bool i64 = idc.dtype() == DType::i64;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t id = i64 ? idc.data<int64_t>()[i] : idc.data<int32_t>()[i];
+    KILN_ARG(id >= 0 && id < V, "embedding", "id ", id, " at flat index ", i,
+             " outside the vocabulary [0, ", V, ") of the embedding table");
+    std::memcpy(o + i * D, tok + id * D, sizeof(float) * static_cast<size_t>(D));
+  }
   return out;
 }
 

@@ -33,6 +33,7 @@ enum class GeluApprox { none, tanh };  // erf-exact, or tanh approximation (torc
 Tensor gelu(const Tensor& x, GeluApprox approx = GeluApprox::none);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
+Tensor relu(const Tensor& x);
 Tensor softmax(const Tensor& x, int dim);  // numerically stable (max-subtracted)
 
 // ---------------------------------------------------------------- reductions (reduce.cpp)
@@ -45,6 +46,9 @@ Tensor amin(const Tensor& x, std::span<const int> dims, bool keepdim = false);
 Tensor concat(std::span<const Tensor> xs, int dim);
 std::vector<Tensor> split(const Tensor& x, std::span<const int64_t> sizes, int dim);  // views
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int dim);  // views, torch semantics
+// torch.nn.functional.embedding: rows of `weight` (V, D) (any float dtype) picked by `ids`
+// (i32/i64, any shape) -> (*ids.shape, D) f32. An id outside [0, V) is an error naming it.
+Tensor embedding(const Tensor& weight, const Tensor& ids);
 
 // ---------------------------------------------------------------- matmul (matmul.cpp)
 // (..., M, K) @ (..., K, N) -> (..., M, N); batch dims broadcast. Transposed views of the last

@@ -18,18 +18,6 @@ namespace {
 
 constexpr const char* kCtx = "CLIPTextModel";
 
-Tensor activate(const Tensor& x, ClipAct act) {
-  switch (act) {
-    case ClipAct::quick_gelu:  // x * sigmoid(1.702 x), as transformers' QuickGELUActivation
-      return ops::mul(x, ops::sigmoid(ops::scale(x, 1.702f)));
-    case ClipAct::gelu:
-      return ops::gelu(x, ops::GeluApprox::none);
-    case ClipAct::gelu_tanh:
-      return ops::gelu(x, ops::GeluApprox::tanh);
-  }
-  fail(Status::internal, "unknown ClipAct", kCtx);
-}
-
 int64_t id_at(const Tensor& ids, int64_t i) {
   return ids.dtype() == DType::i64 ? ids.data<int64_t>()[i] : ids.data<int32_t>()[i];
 }
@@ -57,11 +45,11 @@ ClipTextConfig ClipTextConfig::from(const io::ComponentConfig& c) {
              "\"eos_token_id\" as a list is not supported (CLIPTextModel pools at one id)");
   const std::string act = c.get_string_or("hidden_act", "quick_gelu");
   if (act == "quick_gelu") {
-    k.hidden_act = ClipAct::quick_gelu;
+    k.hidden_act = nn::Act::quick_gelu;
   } else if (act == "gelu") {
-    k.hidden_act = ClipAct::gelu;
+    k.hidden_act = nn::Act::gelu;
   } else if (act == "gelu_new" || act == "gelu_pytorch_tanh") {
-    k.hidden_act = ClipAct::gelu_tanh;
+    k.hidden_act = nn::Act::gelu_tanh;
   } else {
     fail(Status::format_error,
          str("\"hidden_act\": \"", act, "\" is not one of quick_gelu, gelu, gelu_new, ",
@@ -124,7 +112,7 @@ void ClipEncoderLayer::visit_params(io::ParamVisitor& v) {
 
 Tensor ClipEncoderLayer::operator()(const Tensor& x, const Tensor& mask) const {
   Tensor h = ops::add(x, self_attn(layer_norm1(x), mask));  // (B, L, D)
-  return ops::add(h, fc2(activate(fc1(layer_norm2(h)), act)));
+  return ops::add(h, fc2(nn::activate(fc1(layer_norm2(h)), act)));
 }
 
 // ---------------------------------------------------------------- model
@@ -209,23 +197,7 @@ ClipTextOutput ClipTextModel::forward(const Tensor& ids, const ClipTextOptions& 
            " outside [1, max_position_embeddings ", cfg_.max_position_embeddings, "]");
 
   // Embeddings: token_embedding[ids] + position_embedding[0..L)  -> (B, L, D)
-  Tensor x = Tensor::empty({B, L, D}, DType::f32);
-  {
-    const float* tok = token_embedding.contiguous().data<float>();
-    const float* pos = position_embedding.data<float>();
-    float* out = x.mutable_data<float>();
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t l = 0; l < L; ++l) {
-        const int64_t id = id_at(idc, b * L + l);
-        KILN_ARG(id >= 0 && id < cfg_.vocab_size, kCtx, "token id ", id, " at [", b, ", ", l,
-                 "] outside the vocabulary [0, ", cfg_.vocab_size, ")");
-        const float* t = tok + id * D;
-        const float* p = pos + l * D;
-        float* o = out + (b * L + l) * D;
-        for (int64_t d = 0; d < D; ++d) o[d] = t[d] + p[d];
-      }
-    }
-  }
+  Tensor x = ops::add(ops::embedding(token_embedding, idc), position_embedding.narrow(0, 0, L));
 
   Tensor mask;  // (B, 1, 1, L) additive, combined with the causal mask inside attention
   if (attention_mask.defined()) {

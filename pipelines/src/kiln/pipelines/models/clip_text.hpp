@@ -22,15 +22,10 @@
 #include <vector>
 
 #include "kiln/io/diffusers.hpp"
+#include "kiln/pipelines/nn/embeddings.hpp"
 #include "kiln/pipelines/nn/layers.hpp"
 
 namespace kiln::pipelines::models {
-
-enum class ClipAct {
-  quick_gelu,  // x * sigmoid(1.702 x): OpenAI CLIP-L (SD1.x, SDXL text_encoder)
-  gelu,        // erf GELU: OpenCLIP ViT-H/bigG (SD2.x, SDXL text_encoder_2)
-  gelu_tanh,   // "gelu_new" / "gelu_pytorch_tanh": tanh approximation
-};
 
 struct ClipTextConfig {
   int64_t vocab_size = 49408;
@@ -40,7 +35,9 @@ struct ClipTextConfig {
   int num_hidden_layers = 12;
   int num_attention_heads = 8;
   int64_t max_position_embeddings = 77;
-  ClipAct hidden_act = ClipAct::quick_gelu;
+  // quick_gelu: OpenAI CLIP-L (SD1.x, SDXL text_encoder); gelu: OpenCLIP ViT-H/bigG (SD2.x, SDXL
+  // text_encoder_2); gelu_tanh: "gelu_new" / "gelu_pytorch_tanh".
+  nn::Act hidden_act = nn::Act::quick_gelu;
   float layer_norm_eps = 1e-5f;
   // Pooling position. 2 (configs written before transformers PR #24773, e.g. SD1.5's): the
   // argmax of the ids, i.e. the highest id = <|endoftext|> of the original vocabulary. Otherwise:
@@ -68,7 +65,7 @@ struct ClipEncoderLayer : io::Module {
   nn::LayerNorm layer_norm1, layer_norm2;
   ClipAttention self_attn;
   nn::Linear fc1, fc2;  // mlp.fc1, mlp.fc2
-  ClipAct act = ClipAct::quick_gelu;
+  nn::Act act = nn::Act::quick_gelu;
   ClipEncoderLayer() = default;
   explicit ClipEncoderLayer(const ClipTextConfig& c);
   void visit_params(io::ParamVisitor& v) override;

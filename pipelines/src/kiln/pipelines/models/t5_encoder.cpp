@@ -18,31 +18,6 @@ namespace {
 
 constexpr const char* kCtx = "T5EncoderModel";
 
-Tensor relu(const Tensor& x) {
-  Tensor y = x.contiguous().clone();
-  float* p = y.mutable_data<float>();
-  for (int64_t i = 0; i < y.numel(); ++i) p[i] = p[i] > 0.f ? p[i] : 0.f;
-  return y;
-}
-
-Tensor activate(const Tensor& x, T5Act act) {
-  switch (act) {
-    case T5Act::relu:
-      return relu(x);
-    case T5Act::gelu:
-      return ops::gelu(x, ops::GeluApprox::none);
-    case T5Act::gelu_tanh:  // "gelu_new" / "gelu_pytorch_tanh"
-      return ops::gelu(x, ops::GeluApprox::tanh);
-    case T5Act::silu:
-      return ops::silu(x);
-  }
-  fail(Status::internal, "unknown T5Act", kCtx);
-}
-
-int64_t id_at(const Tensor& ids, int64_t i) {
-  return ids.dtype() == DType::i64 ? ids.data<int64_t>()[i] : ids.data<int32_t>()[i];
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- config
@@ -74,13 +49,13 @@ T5Config T5Config::from(const io::ComponentConfig& c) {
   }
   if (proj == "gated-gelu") act = "gelu_new";
   if (act == "relu") {
-    k.act = T5Act::relu;
+    k.act = nn::Act::relu;
   } else if (act == "gelu") {
-    k.act = T5Act::gelu;
+    k.act = nn::Act::gelu;
   } else if (act == "gelu_new" || act == "gelu_pytorch_tanh") {
-    k.act = T5Act::gelu_tanh;
+    k.act = nn::Act::gelu_tanh;
   } else if (act == "silu" || act == "swish") {
-    k.act = T5Act::silu;
+    k.act = nn::Act::silu;
   } else {
     fail(Status::format_error,
          str("\"feed_forward_proj\": \"", proj, "\" is not [gated-]ACT with ACT one of relu, ",
@@ -188,7 +163,7 @@ void T5Block::visit_params(io::ParamVisitor& v) {
 Tensor T5Block::operator()(const Tensor& x, const Tensor& bias) const {
   const Tensor h = ops::add(x, attn(attn_norm(x), bias));  // (B, L, d_model)
   const Tensor n = ff_norm(h);
-  const Tensor f = gated ? ops::mul(activate(wi_0(n), act), wi_1(n)) : activate(wi(n), act);
+  const Tensor f = gated ? ops::mul(nn::activate(wi_0(n), act), wi_1(n)) : nn::activate(wi(n), act);
   return ops::add(h, wo(f));  // (B, L, d_model)
 }
 
@@ -264,18 +239,7 @@ Tensor T5EncoderModel::forward(const Tensor& ids, const Tensor& attention_mask) 
   KILN_ARG(B > 0 && L > 0, kCtx, "empty ids ", ids.str());
 
   // Embeddings: shared[ids] -> (B, L, D); no positions (T5 has only the relative bias).
-  Tensor x = Tensor::empty({B, L, D}, DType::f32);
-  {
-    const Tensor table = shared.contiguous();
-    const float* tok = table.data<float>();
-    float* out = x.mutable_data<float>();
-    for (int64_t i = 0; i < B * L; ++i) {
-      const int64_t id = id_at(idc, i);
-      KILN_ARG(id >= 0 && id < cfg_.vocab_size, kCtx, "token id ", id, " at [", i / L, ", ", i % L,
-               "] outside the vocabulary [0, ", cfg_.vocab_size, ")");
-      std::memcpy(out + i * D, tok + id * D, sizeof(float) * static_cast<size_t>(D));
-    }
-  }
+  Tensor x = ops::embedding(shared, idc);
 
   // Scores get position_bias (1, H, L, L) and, with a mask, float32's lowest value on padded
   // keys (B, 1, 1, L): the same sum transformers forms, computed once for all blocks.

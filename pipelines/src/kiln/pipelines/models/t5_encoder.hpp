@@ -32,11 +32,10 @@
 #include <vector>
 
 #include "kiln/io/diffusers.hpp"
+#include "kiln/pipelines/nn/embeddings.hpp"
 #include "kiln/pipelines/nn/layers.hpp"
 
 namespace kiln::pipelines::models {
-
-enum class T5Act { relu, gelu, gelu_tanh, silu };
 
 struct T5Config {
   int64_t vocab_size = 32128;
@@ -51,7 +50,7 @@ struct T5Config {
   // feed_forward_proj "relu" (original T5) / "gated-gelu" (v1.1: gelu_new = tanh GELU) /
   // "[gated-]ACT" with ACT one of relu, gelu, gelu_new, gelu_pytorch_tanh, silu, swish.
   bool gated = false;
-  T5Act act = T5Act::relu;
+  nn::Act act = nn::Act::relu;
 
   // From a T5Config config.json (transformers' defaults for absent keys); format_error naming
   // the file and key for an unknown feed_forward_proj, a decoder config or bad sizes.
@@ -81,7 +80,7 @@ struct T5Block : io::Module {
   T5SelfAttention attn;            // layer.0.SelfAttention
   nn::Linear wi, wi_0, wi_1, wo;   // layer.1.DenseReluDense.*: wi (plain) or wi_0/wi_1 (gated)
   bool gated = false;
-  T5Act act = T5Act::relu;
+  nn::Act act = nn::Act::relu;
   T5Block() = default;
   T5Block(const T5Config& c, bool has_relative_bias);
   void visit_params(io::ParamVisitor& v) override;

@@ -20,7 +20,8 @@ Tensor timestep_embedding(const Tensor& timesteps, int64_t dim, bool flip_sin_to
   // f32 arithmetic in the same order as the reference (torch computes this in float32).
   const float neg_log = -std::log(max_period);
   for (int64_t j = 0; j < half; ++j) {
-    const float exponent = neg_log * static_cast<float>(j) / (static_cast<float>(half) - downscale_freq_shift);
+    const float exponent =
+        neg_log * static_cast<float>(j) / (static_cast<float>(half) - downscale_freq_shift);
     const float freq = std::exp(exponent);
     for (int64_t i = 0; i < n; ++i) {
       const float a = scale * (tp[i] * freq);
@@ -34,10 +35,19 @@ Tensor timestep_embedding(const Tensor& timesteps, int64_t dim, bool flip_sin_to
 
 Tensor activate(const Tensor& x, Act act) {
   switch (act) {
-    case Act::silu: return ops::silu(x);
-    case Act::gelu: return ops::gelu(x);
-    case Act::gelu_tanh: return ops::gelu(x, ops::GeluApprox::tanh);
-    case Act::none: return x;
+    case Act::silu:
+      return ops::silu(x);
+    case Act::gelu:
+      return ops::gelu(x);
+    case Act::gelu_tanh:
+      return ops::gelu(x, ops::GeluApprox::tanh);
+    // transformers' QuickGELUActivation, in the same three f32 steps.
+    case Act::quick_gelu:
+      return ops::mul(x, ops::sigmoid(ops::scale(x, 1.702f)));
+    case Act::relu:
+      return ops::relu(x);
+    case Act::none:
+      return x;
   }
   return x;
 }

@@ -13,7 +13,10 @@ Tensor timestep_embedding(const Tensor& timesteps, int64_t dim, bool flip_sin_to
                           float downscale_freq_shift, float scale = 1.f,
                           float max_period = 10000.f);
 
-enum class Act { silu, gelu, gelu_tanh, none };
+// Hidden activations by their transformers/diffusers config names: silu, gelu (erf),
+// gelu_tanh ("gelu_new", "gelu_pytorch_tanh"), quick_gelu (x * sigmoid(1.702 x), OpenAI CLIP),
+// relu (T5 v1.0).
+enum class Act { silu, gelu, gelu_tanh, quick_gelu, relu, none };
 Tensor activate(const Tensor& x, Act act);
 
 // linear_1 -> act -> linear_2.
