@@ -12,33 +12,21 @@ namespace kiln::pipelines {
 
 namespace {
 
-// Recipes that render only from a text prompt refuse image inputs rather than ignoring them.
-void require_txt2img(const recipes::ImageRequest& req, const std::string& family) {
-  KILN_CHECK(!req.init_image.defined() && !req.mask.defined(), Status::unsupported, family,
-             "img2img and inpainting are not implemented for ", family, " yet (text-to-image only)");
-}
-
-// One adapter for every recipe: the family name, kiln's defaults for it, and generate().
+// One adapter for every recipe: the family name, kiln's defaults for it, and generate(). Each
+// recipe validates the image inputs (init image, mask) it supports itself.
 template <typename Recipe>
 class RecipePipeline final : public ImagePipeline {
  public:
-  RecipePipeline(std::string family, Recipe recipe, ImageDefaults defaults, bool image_inputs)
-      : family_(std::move(family)),
-        recipe_(std::move(recipe)),
-        defaults_(std::move(defaults)),
-        image_inputs_(image_inputs) {}
+  RecipePipeline(std::string family, Recipe recipe, ImageDefaults defaults)
+      : family_(std::move(family)), recipe_(std::move(recipe)), defaults_(std::move(defaults)) {}
   const std::string& family() const override { return family_; }
   ImageDefaults defaults() const override { return defaults_; }
-  Tensor generate(const recipes::ImageRequest& req) const override {
-    if (!image_inputs_) require_txt2img(req, family_);
-    return recipe_.generate(req);
-  }
+  Tensor generate(const recipes::ImageRequest& req) const override { return recipe_.generate(req); }
 
  private:
   std::string family_;
   Recipe recipe_;
   ImageDefaults defaults_;
-  bool image_inputs_;
 };
 
 // kiln's defaults per family (diffusers' pipelines default to 50 steps for SD; fewer suffice with
@@ -66,32 +54,32 @@ const std::vector<Entry>& entries() {
     auto sd1 = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
       auto r = recipes::StableDiffusion::load(f);
       auto d = make_defaults(r.default_size(), r.vae_scale_factor(), 20, 7.5f, "euler");
-      return std::make_unique<RecipePipeline<recipes::StableDiffusion>>("sd1", std::move(r), d, true);
+      return std::make_unique<RecipePipeline<recipes::StableDiffusion>>("sd1", std::move(r), d);
     };
     auto sdxl = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
       auto r = recipes::StableDiffusionXL::load(f);
       auto d = make_defaults(r.default_size(), r.vae_scale_factor(), 30, 5.0f, "euler");
-      return std::make_unique<RecipePipeline<recipes::StableDiffusionXL>>("sdxl", std::move(r), d, true);
+      return std::make_unique<RecipePipeline<recipes::StableDiffusionXL>>("sdxl", std::move(r), d);
     };
     auto sd3 = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
       auto r = recipes::StableDiffusion3::load(f);
       auto d = make_defaults(r.default_size(), r.size_multiple(), 28, 7.0f, "flow_euler");
-      return std::make_unique<RecipePipeline<recipes::StableDiffusion3>>("sd3", std::move(r), d, true);
+      return std::make_unique<RecipePipeline<recipes::StableDiffusion3>>("sd3", std::move(r), d);
     };
     auto flux = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
       auto r = recipes::Flux::load(f);
       auto d = make_defaults(r.default_size(), r.size_multiple(), 28, 3.5f, "flow_euler");
-      return std::make_unique<RecipePipeline<recipes::Flux>>("flux", std::move(r), d, true);
+      return std::make_unique<RecipePipeline<recipes::Flux>>("flux", std::move(r), d);
     };
     return std::vector<Entry>{
-        {{"sd1", "StableDiffusionPipeline", true}, sd1},
-        {{"sd1", "StableDiffusionImg2ImgPipeline", true}, sd1},
-        {{"sd1", "StableDiffusionInpaintPipeline", true}, sd1},
-        {{"sdxl", "StableDiffusionXLPipeline", true}, sdxl},
-        {{"sdxl", "StableDiffusionXLImg2ImgPipeline", true}, sdxl},
-        {{"sdxl", "StableDiffusionXLInpaintPipeline", true}, sdxl},
-        {{"sd3", "StableDiffusion3Pipeline", true}, sd3},
-        {{"flux", "FluxPipeline", true}, flux},
+        {{"sd1", "StableDiffusionPipeline"}, sd1},
+        {{"sd1", "StableDiffusionImg2ImgPipeline"}, sd1},
+        {{"sd1", "StableDiffusionInpaintPipeline"}, sd1},
+        {{"sdxl", "StableDiffusionXLPipeline"}, sdxl},
+        {{"sdxl", "StableDiffusionXLImg2ImgPipeline"}, sdxl},
+        {{"sdxl", "StableDiffusionXLInpaintPipeline"}, sdxl},
+        {{"sd3", "StableDiffusion3Pipeline"}, sd3},
+        {{"flux", "FluxPipeline"}, flux},
     };
   }();
   return e;
@@ -125,11 +113,6 @@ const FamilyInfo& detect_family(const std::filesystem::path& folder) {
 
 std::unique_ptr<ImagePipeline> load_image_pipeline(const std::filesystem::path& folder) {
   const Entry& e = find_entry(folder);
-  if (!e.info.generation)
-    fail(Status::unsupported,
-         str("generation with ", e.info.pipeline_class, " (", e.info.name,
-             ") is not implemented yet; its components load and run individually"),
-         folder.string());
   return e.load(folder);
 }
 

@@ -31,7 +31,6 @@ class ImagePipeline {
 struct FamilyInfo {
   std::string name;            // "sd1", "sdxl", "sd3", "flux"
   std::string pipeline_class;  // diffusers' model_index.json _class_name
-  bool generation = false;     // whether kiln can generate with it yet
 };
 const std::vector<FamilyInfo>& families();
 
@@ -39,8 +38,7 @@ const std::vector<FamilyInfo>& families();
 // for a pipeline kiln does not know.
 const FamilyInfo& detect_family(const std::filesystem::path& folder);
 
-// Loads and binds every component. Throws unsupported for a known family whose generation is
-// not implemented yet, naming it.
+// Loads and binds every component (errors name the component and file).
 std::unique_ptr<ImagePipeline> load_image_pipeline(const std::filesystem::path& folder);
 
 }  // namespace kiln::pipelines
