@@ -164,7 +164,7 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
     // (repeated over the C channels, (B, C, H/f, W/f)) packed to (B, L, 4C). Its masked image
     // latents (a posterior sample drawn after the noise) are never read by a 4C-channel
     // transformer and flow_euler draws nothing more, so they are skipped.
-    const Tensor m = flow_latent_mask(req.mask, lh, lw, B);
+    const Tensor m = latent_mask(req.mask, lh, lw, B);
     const Tensor mask = models::flux::pack_latents(m.expand(x0.shape()).contiguous());
     set_flow_inpaint_blend(ctx, models::flux::pack_latents(x0), models::flux::pack_latents(noise),
                            mask, sigmas);

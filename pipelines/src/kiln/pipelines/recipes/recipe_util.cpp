@@ -87,14 +87,18 @@ void check_flow_mask(const ImageRequest& req, samplers::SamplerKind kind, const 
              "inpainting (a mask) takes the flow_euler sampler only");
 }
 
-Tensor flow_latent_mask(const Tensor& mask, int64_t lh, int64_t lw, int64_t batch) {
-  Tensor m = mask.contiguous();
-  Tensor bin = Tensor::zeros(m.shape());
+Tensor binarize_mask(const Tensor& mask, bool invert) {
+  const Tensor m = mask.contiguous();
+  Tensor out = Tensor::empty(m.shape(), DType::f32);
   const float* p = m.data<float>();
-  float* q = bin.mutable_data<float>();
-  for (int64_t i = 0; i < m.numel(); ++i) q[i] = p[i] >= 0.5f ? 1.f : 0.f;
+  float* q = out.mutable_data<float>();
+  for (int64_t i = 0; i < m.numel(); ++i) q[i] = ((p[i] >= 0.5f) != invert) ? 1.f : 0.f;
+  return out;
+}
+
+Tensor latent_mask(const Tensor& mask, int64_t lh, int64_t lw, int64_t batch) {
   const int64_t hw[] = {lh, lw};
-  return repeat_batch(ops::interpolate(bin, hw, ops::InterpMode::nearest), batch);
+  return repeat_batch(ops::interpolate(binarize_mask(mask), hw, ops::InterpMode::nearest), batch);
 }
 
 void set_flow_inpaint_blend(samplers::SamplerContext& ctx, const Tensor& x0, const Tensor& noise,

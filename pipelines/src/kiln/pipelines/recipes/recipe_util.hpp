@@ -74,9 +74,12 @@ void check_flow_init_image(const ImageRequest& req, const char* context);
 // after every scheduler.step(), i.e. twice per step for FlowMatchHeunDiscreteScheduler (kiln's
 // Heun step is one unit), and UniPCMultistepScheduler has no scale_noise (diffusers fails).
 void check_flow_mask(const ImageRequest& req, samplers::SamplerKind kind, const char* context);
-// mask_processor.preprocess (do_binarize: >= 0.5 -> 1, else 0), then interpolate(size=(lh, lw))
-// (torch's default mode, nearest), repeated to the batch: (batch, 1, lh, lw), 0 or 1.
-Tensor flow_latent_mask(const Tensor& mask, int64_t lh, int64_t lw, int64_t batch);
+// mask_processor.preprocess(do_binarize=True): >= 0.5 -> 1, else 0. `invert` gives (mask < 0.5),
+// the keep-mask StableDiffusionInpaintPipeline multiplies the image with.
+Tensor binarize_mask(const Tensor& mask, bool invert = false);
+// The binarized mask interpolated to (lh, lw) (torch's default mode, nearest), repeated to the
+// batch: (batch, 1, lh, lw), 0 or 1 — every inpainting pipeline's latent mask.
+Tensor latent_mask(const Tensor& mask, int64_t lh, int64_t lw, int64_t batch);
 // Installs ctx.on_step: after step i the running latents become
 //   (1 - m) * proper + m * x,  proper = s * noise + (1 - s) * x0  (scheduler.scale_noise at
 // s = sigmas[i + 1]), and proper = x0 after the last step. x0, noise and mask are in the layout

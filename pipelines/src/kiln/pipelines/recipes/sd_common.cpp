@@ -13,28 +13,11 @@ namespace kiln::pipelines::recipes {
 namespace {
 
 // (b, ...) -> (batch, ...) by whole copies, as torch.cat([x] * (batch // b)).
-Tensor repeat_to(const Tensor& x, int64_t batch) {
-  if (x.size(0) == batch) return x;
-  std::vector<Tensor> parts(static_cast<size_t>(batch / x.size(0)), x);
-  return ops::concat(parts, 0);
-}
-
-// mask_processor.preprocess(do_binarize=True): x < 0.5 -> 0, else 1. `invert` gives
-// (mask < 0.5), the keep-mask that StableDiffusionInpaintPipeline multiplies the image with.
-Tensor binarize(const Tensor& mask, bool invert) {
-  Tensor m = mask.contiguous();
-  Tensor out = Tensor::zeros(m.shape());
-  const float* p = m.data<float>();
-  float* q = out.mutable_data<float>();
-  for (int64_t i = 0; i < m.numel(); ++i) q[i] = ((p[i] >= 0.5f) != invert) ? 1.f : 0.f;
-  return out;
-}
-
 // _encode_vae_image / retrieve_latents(sample_mode="sample") * scaling, then repeated to the
 // batch: one posterior sample over the image batch, drawn from the request's generator.
 Tensor encode_image(const models::AutoencoderKL& vae, const Tensor& image, int64_t batch,
                     rng::Generator& gen) {
-  return repeat_to(vae.to_latent(vae.encode(image).sample(gen)), batch);
+  return repeat_batch(vae.to_latent(vae.encode(image).sample(gen)), batch);
 }
 
 }  // namespace
@@ -136,11 +119,9 @@ Tensor denoise_and_decode(const SdParts& p, const ImageRequest& req, const SdPla
   if (plan.inpaint) {
     // prepare_mask_latents: mask (binarized) resized to the latent grid with nearest; the
     // masked image (init * (mask < 0.5)) encoded with its own posterior sample.
-    Tensor masked = ops::mul(req.init_image, binarize(req.mask, /*invert=*/true));
+    Tensor masked = ops::mul(req.init_image, binarize_mask(req.mask, /*invert=*/true));
     masked_lat = encode_image(p.vae, masked, B, gen);
-    const int64_t lat_hw[] = {shape[2], shape[3]};
-    mask_lat =
-        repeat_to(ops::interpolate(binarize(req.mask, false), lat_hw, ops::InterpMode::nearest), B);
+    mask_lat = latent_mask(req.mask, shape[2], shape[3], B);
   }
 
   const float g = req.guidance_scale;

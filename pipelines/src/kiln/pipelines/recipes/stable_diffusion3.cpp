@@ -181,8 +181,7 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
   // prepare_mask_latents then also encodes the masked image with a posterior sample drawn after
   // the noise; a 16-channel transformer never reads it and flow_euler draws nothing more, so it
   // is skipped.
-  if (inpaint)
-    set_flow_inpaint_blend(ctx, x0, noise, flow_latent_mask(req.mask, lh, lw, B), sigmas);
+  if (inpaint) set_flow_inpaint_blend(ctx, x0, noise, latent_mask(req.mask, lh, lw, B), sigmas);
   x = samplers::sample(kind, denoiser, x, sigmas, ctx);
   x = samplers::final_latents(x, sigmas.back(), schedule_cfg_);
   // latents / scaling_factor + shift_factor -> decode. StableDiffusion3InpaintPipeline decodes
