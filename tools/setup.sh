@@ -21,7 +21,7 @@ jobs="${JOBS:-$(nproc)}"
 # ---- 1. packages (only the missing ones) ----
 packages=(cmake ninja-build g++ ccache pkg-config libopenblas-dev libdnnl-dev ocl-icd-opencl-dev
           libstb-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev
-          libsentencepiece-dev)
+          libsentencepiece-dev libopencv-imgproc-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -491,6 +491,16 @@ nlohmann::json to_json(const Scene& scene) {
           {"objects", objects}};
 }
 
+Sample make_sample(uint64_t seed, const SceneOptions& options) {
+  Sample s{seed, sample_scene(seed, options), {}};
+  s.caption = caption(s.scene, seed);
+  return s;
+}
+
+nlohmann::json to_json(const Sample& sample) {
+  return {{"seed", sample.seed}, {"caption", sample.caption}, {"scene", to_json(sample.scene)}};
+}
+
 Scene from_json(const nlohmann::json& j) {
   const char* ctx = "scene json";
   auto field = [&](const nlohmann::json& obj, const char* key) -> const nlohmann::json& {

@@ -144,6 +144,17 @@ nlohmann::json to_json(const Scene& scene);
 // Throws kiln::Error (format_error) naming the bad field.
 Scene from_json(const nlohmann::json& j);
 
+// One captioned sample: the scene and its caption both drawn from `seed`. A dataset (kiln-scenes)
+// or a prompt set (kiln-quality prompts) starting at seed S uses S + i for sample i.
+struct Sample {
+  uint64_t seed = 0;
+  Scene scene;
+  std::string caption;
+};
+Sample make_sample(uint64_t seed, const SceneOptions& options = {});
+// {"seed", "caption", "scene"} (kiln-scenes adds "size").
+nlohmann::json to_json(const Sample& sample);
+
 // Throws kiln::Error (invalid_argument) when the scene breaks an invariant above (group count,
 // copies, centers outside their region or the image, overlaps, no contrast with the background).
 void validate(const Scene& scene);

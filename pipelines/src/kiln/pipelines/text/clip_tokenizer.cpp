@@ -172,17 +172,105 @@ ClipTokenizer ClipTokenizer::load(const fs::path& dir) {
       }
     }
   }
-  return from_files(dir / "vocab.json", dir / "merges.txt", std::move(sp), max_length);
+  // The slow tokenizer's vocab.json + merges.txt, else the fast tokenizer's tokenizer.json
+  // (transformers 5 saves only the latter).
+  if (fs::exists(dir / "vocab.json") || !fs::exists(dir / "tokenizer.json"))
+    return from_files(dir / "vocab.json", dir / "merges.txt", std::move(sp), max_length);
+  return from_tokenizer_json(dir / "tokenizer.json", std::move(sp), max_length);
 }
+
+// One merge rule "left right" and where it was read (for errors).
+struct ClipTokenizer::MergeRule {
+  std::string left, right, where;
+};
+
+namespace {
+using MergeRule = ClipTokenizer::MergeRule;
+
+// merges.txt: an optional "#version" header, then "left right" per line, rank = order.
+std::vector<MergeRule> read_merges_txt(const fs::path& merges_txt) {
+  std::vector<MergeRule> rules;
+  std::istringstream lines(read_text(merges_txt));
+  std::string line;
+  int line_no = 0;
+  while (std::getline(lines, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+    const size_t sp_pos = line.find(' ');
+    const bool two = sp_pos != std::string::npos && sp_pos > 0 && sp_pos + 1 < line.size() &&
+                     line.find(' ', sp_pos + 1) == std::string::npos;
+    KILN_CHECK(two, Status::format_error, merges_txt.string(), "line ", line_no, " \"", line,
+               "\" is not two symbols separated by one space");
+    rules.push_back({line.substr(0, sp_pos), line.substr(sp_pos + 1),
+                     str(merges_txt.string(), " line ", line_no)});
+  }
+  return rules;
+}
+
+// tokenizer.json's model.merges: "left right" strings (tokenizers < 0.20) or [left, right].
+std::vector<MergeRule> read_merges_json(const nlohmann::json& merges, const fs::path& file) {
+  KILN_CHECK(merges.is_array(), Status::format_error, file.string(),
+             "model.merges is not a list");
+  std::vector<MergeRule> rules;
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const nlohmann::json& m = merges[i];
+    std::string where = str(file.string(), " model.merges[", i, "]");
+    if (m.is_string()) {
+      const std::string line = m.get<std::string>();
+      const size_t sp_pos = line.find(' ');
+      KILN_CHECK(sp_pos != std::string::npos && sp_pos > 0 && sp_pos + 1 < line.size() &&
+                     line.find(' ', sp_pos + 1) == std::string::npos,
+                 Status::format_error, where, "\"", line,
+                 "\" is not two symbols separated by one space");
+      rules.push_back({line.substr(0, sp_pos), line.substr(sp_pos + 1), std::move(where)});
+    } else {
+      KILN_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(),
+                 Status::format_error, where, "expected \"left right\" or [left, right], got ",
+                 m.dump());
+      rules.push_back({m[0].get<std::string>(), m[1].get<std::string>(), std::move(where)});
+    }
+  }
+  return rules;
+}
+
+}  // namespace
 
 ClipTokenizer ClipTokenizer::from_files(const fs::path& vocab_json, const fs::path& merges_txt,
                                         ClipSpecialTokens sp, int64_t model_max_length) {
+  return build(read_json(vocab_json), read_merges_txt(merges_txt), vocab_json.string(),
+               std::move(sp), model_max_length);
+}
+
+ClipTokenizer ClipTokenizer::from_tokenizer_json(const fs::path& tokenizer_json,
+                                                 ClipSpecialTokens sp, int64_t model_max_length) {
+  const nlohmann::json j = read_json(tokenizer_json);
+  const std::string file = tokenizer_json.string();
+  KILN_CHECK(j.is_object() && j.contains("model") && j["model"].is_object(),
+             Status::format_error, file, "no \"model\" object");
+  const nlohmann::json& m = j["model"];
+  const std::string type = m.value("type", std::string("?"));
+  KILN_CHECK(type == "BPE", Status::unsupported, file, "model.type \"", type,
+             "\": a CLIP tokenizer is BPE");
+  const std::string suffix = m.contains("end_of_word_suffix") && m["end_of_word_suffix"].is_string()
+                                 ? m["end_of_word_suffix"].get<std::string>()
+                                 : std::string();
+  KILN_CHECK(suffix == "</w>", Status::unsupported, file, "model.end_of_word_suffix \"", suffix,
+             "\": CLIP's BPE marks word ends with \"</w>\"");
+  KILN_CHECK(m.contains("vocab") && m.contains("merges"), Status::format_error, file,
+             "model lacks \"vocab\" or \"merges\"");
+  return build(m["vocab"], read_merges_json(m["merges"], tokenizer_json), file, std::move(sp),
+               model_max_length);
+}
+
+ClipTokenizer ClipTokenizer::build(const nlohmann::json& vocab, const std::vector<MergeRule>& merges,
+                                   const std::string& source, ClipSpecialTokens sp,
+                                   int64_t model_max_length) {
   KILN_ARG(model_max_length >= 2, "ClipTokenizer", "model_max_length ", model_max_length, " < 2");
   ClipTokenizer t;
-  t.source_ = vocab_json.string();
+  t.source_ = source;
   t.max_length_ = model_max_length;
 
-  const nlohmann::json vocab = read_json(vocab_json);
   KILN_CHECK(vocab.is_object() && !vocab.empty(), Status::format_error, t.source_,
              "expected a non-empty JSON object {token: id}");
   int64_t max_id = -1;
@@ -196,26 +284,12 @@ ClipTokenizer ClipTokenizer::from_files(const fs::path& vocab_json, const fs::pa
   t.id_to_token_.resize(static_cast<size_t>(max_id + 1));
   for (const auto& [tok, id] : t.vocab_) t.id_to_token_[static_cast<size_t>(id)] = tok;
 
-  // merges.txt: an optional "#version" header, then "left right" per line, rank = order.
-  const std::string merges = read_text(merges_txt);
-  std::istringstream lines(merges);
-  std::string line;
-  int line_no = 0;
-  while (std::getline(lines, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
-    const size_t sp_pos = line.find(' ');
-    const bool two = sp_pos != std::string::npos && sp_pos > 0 && sp_pos + 1 < line.size() &&
-                     line.find(' ', sp_pos + 1) == std::string::npos;
-    KILN_CHECK(two, Status::format_error, merges_txt.string(), "line ", line_no, " \"", line,
-               "\" is not two symbols separated by one space");
-    const std::string merged = line.substr(0, sp_pos) + line.substr(sp_pos + 1);
-    for (const std::string& s : {line.substr(0, sp_pos), line.substr(sp_pos + 1), merged}) {
-      KILN_CHECK(t.vocab_.count(s), Status::format_error, merges_txt.string(), "line ", line_no,
-                 ": \"", s, "\" is not in ", vocab_json.filename().string());
+  for (const MergeRule& r : merges) {
+    for (const std::string& s : {r.left, r.right, r.left + r.right}) {
+      KILN_CHECK(t.vocab_.count(s), Status::format_error, r.where, "\"", s, "\" is not in ",
+                 fs::path(t.source_).filename().string());
     }
-    t.merge_rank_.emplace(line, static_cast<int32_t>(t.merge_rank_.size()));
+    t.merge_rank_.emplace(r.left + " " + r.right, static_cast<int32_t>(t.merge_rank_.size()));
   }
 
   auto special_id = [&](const std::string& name, const char* what) {

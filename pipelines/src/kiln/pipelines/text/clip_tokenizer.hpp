@@ -48,6 +48,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace kiln::pipelines::text {
 
 // Names of the special tokens; the ids are looked up in the vocabulary.
@@ -61,14 +63,19 @@ struct ClipSpecialTokens {
 
 class ClipTokenizer {
  public:
-  // Reads `dir`/vocab.json and `dir`/merges.txt, and the special tokens and model_max_length from
-  // `dir`/tokenizer_config.json (then special_tokens_map.json for keys it lacks) when present.
-  // Errors name the file: not_found (missing vocab/merges), format_error (invalid JSON, a merges
-  // line that is not two symbols, a merge or special token missing from the vocabulary).
+  // Reads `dir`/vocab.json and `dir`/merges.txt -- or, when there is no vocab.json, the BPE model
+  // of `dir`/tokenizer.json (what transformers 5 saves) -- and the special tokens and
+  // model_max_length from `dir`/tokenizer_config.json (then special_tokens_map.json for keys it
+  // lacks) when present. Errors name the file: not_found (missing vocab/merges), format_error
+  // (invalid JSON, a merge that is not two symbols, a merge or special token missing from the
+  // vocabulary), unsupported (a tokenizer.json model that is not CLIP's BPE).
   static ClipTokenizer load(const std::filesystem::path& dir);
   static ClipTokenizer from_files(const std::filesystem::path& vocab_json,
                                   const std::filesystem::path& merges_txt,
                                   ClipSpecialTokens specials = {}, int64_t model_max_length = 77);
+  static ClipTokenizer from_tokenizer_json(const std::filesystem::path& tokenizer_json,
+                                           ClipSpecialTokens specials = {},
+                                           int64_t model_max_length = 77);
 
   ClipTokenizer(ClipTokenizer&&) noexcept;
   ClipTokenizer& operator=(ClipTokenizer&&) noexcept;
@@ -96,9 +103,14 @@ class ClipTokenizer {
   size_t vocab_size() const { return id_to_token_.size(); }
   std::optional<int32_t> token_to_id(std::string_view token) const;
   const std::string& id_to_token(int32_t id) const;      // invalid_argument when out of range
-  const std::string& source() const { return source_; }  // the vocab.json path, for messages
+  const std::string& source() const { return source_; }  // vocab.json / tokenizer.json path, for messages
+
+ struct MergeRule;  // one "left right" rule and where it was read (defined in the .cpp)
 
  private:
+  static ClipTokenizer build(const nlohmann::json& vocab, const std::vector<MergeRule>& merges,
+                             const std::string& source, ClipSpecialTokens specials,
+                             int64_t model_max_length);
   struct Cache;
   ClipTokenizer();
   void tokenize_segment(std::string_view text, std::vector<int32_t>& out) const;
