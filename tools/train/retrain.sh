@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Retrains kiln-mini from scratch, with the settings of the committed model:
+#   tools/train/retrain.sh [WORK_DIR] [train.py options...]
+# 1. builds kiln-scenes (tools/data) unless KILN_SCENES names a built one,
+# 2. writes TRAIN_SAMPLES (default 400000) scenes, seeds 0.., as JOBS parallel packs,
+# 3. runs train.py: tokenizer -> VAE -> text encoder + U-Net -> models/kiln-mini (fp16),
+#    previews of held-out prompts and loss curves in WORK_DIR.
+# Needs a CUDA GPU with PyTorch, diffusers, transformers, safetensors, regex, matplotlib.
+# Held-out prompts (never trained on): tests/quality/heldout_prompts.jsonl.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${1:-$root/build-train}
+shift || true
+mkdir -p "$work"
+scenes=${KILN_SCENES:-}
+if [ -z "$scenes" ]; then
+  cmake -S "$root" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=OFF \
+    -DKILN_TESTS=OFF -DKILN_BENCH=OFF -DKILN_ONEDNN=OFF -DKILN_OPENBLAS=OFF >/dev/null
+  cmake --build "$work/build" --target kiln_scenes_cli
+  scenes=$work/build/tools/data/kiln-scenes
+fi
+n=${TRAIN_SAMPLES:-400000}
+jobs=${JOBS:-$(nproc)}
+per=$(( (n + jobs - 1) / jobs ))
+packs=()
+for ((j = 0; j < jobs; ++j)); do
+  first=$(( j * per ))
+  count=$(( first + per > n ? n - first : per ))
+  (( count > 0 )) || break
+  packs+=("$work/data/p$j")
+  [ -f "$work/data/p$j/pack.json" ] || "$scenes" --count "$count" --seed "$first" --size 64 \
+      --pack --out "$work/data/p$j" &
+done
+wait
+for p in "${packs[@]}"; do
+  [ -f "$p/pack.json" ] || { echo "retrain.sh: scene generation failed: $p" >&2; exit 1; }
+done
+python3 "$root/tools/train/train.py" --packs "${packs[@]}" \
+  --heldout "$root/tests/quality/heldout_prompts.jsonl" --work "$work" \
+  --out "${KILN_MINI_OUT:-$root/models/kiln-mini}" "$@"
+python3 "$root/tools/train/plots.py" "$work"
