@@ -15,6 +15,7 @@
 
 #include "degrade.hpp"
 #include "eval_io.hpp"
+#include "targets.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/kiln.hpp"
 #include "score.hpp"
@@ -117,6 +118,20 @@ int prompts(int count, uint64_t seed, const std::string& out) {
   return 0;
 }
 
+int check(const std::string& report_file, const std::string& targets_file) {
+  const auto results = check_targets(read_json_file(report_file), read_json_file(targets_file),
+                                     targets_file);
+  bool all = true;
+  for (const TargetResult& r : results) {
+    std::cout << (r.met ? "  met     " : "  MISSED  ") << r.path << " = " << r.measured
+              << " (minimum " << r.minimum << ")\n";
+    all = all && r.met;
+  }
+  std::cout << (all ? "all " : "NOT all ") << results.size() << " targets met (" << targets_file
+            << ")\n";
+  return all ? 0 : 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,12 +176,19 @@ int main(int argc, char** argv) {
   ys->add_option("--threads", y.threads, "CPU threads (0 = all)")->check(CLI::Range(0, 4096));
   ys->add_option("--out", y.out, "output directory (default: ./yardstick)");
 
+  std::string creport, ctargets;
+  auto* ck = app.add_subcommand(
+      "check", "Compare a yardstick report.json with minimums; exit 3 when one is missed");
+  ck->add_option("report", creport, "report.json of kiln-quality yardstick")->required();
+  ck->add_option("targets", ctargets, "targets JSON {\"dotted.path\": minimum}")->required();
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (val->parsed()) return validate(v);
     if (sc->parsed()) return score_dir(dir, report);
     if (pr->parsed()) return prompts(pcount, pseed, pout);
     if (ys->parsed()) return run_yardstick(y);
+    if (ck->parsed()) return check(creport, ctargets);
   } catch (const kiln::Error& e) {
     std::cerr << "kiln-quality: error: " << e.what() << "\n";
   } catch (const kiln::Exception& e) {

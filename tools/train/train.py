@@ -163,7 +163,8 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
     params = list(te.parameters()) + list(unet.parameters())
     print(f"denoiser: unet {sum(p.numel() for p in unet.parameters())/1e6:.2f} M, text encoder "
           f"{sum(p.numel() for p in te.parameters())/1e6:.2f} M parameters", flush=True)
-    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99),
+                            fused=dev.type == "cuda")
     ema = Ema([te, unet], a.ema)
     ac = torch.tensor(np.cumprod(1 - np.linspace(models.SCHEDULER["beta_start"],
                                                  models.SCHEDULER["beta_end"], 1000)),
@@ -284,6 +285,7 @@ def main() -> None:
     dev = torch.device(a.device)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True  # fixed shapes: 110 vs 134 ms per denoiser step (H100)
 
     prompts = data.load_prompts(a.heldout)
     held = {p["caption"] for p in prompts}
