@@ -32,6 +32,9 @@ import regex
 import torch
 import transformers
 from safetensors.torch import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "train"))
+import bpe  # noqa: E402
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection,
                           CLIPTokenizer)
 
@@ -115,58 +118,10 @@ ENC_PROMPTS = {
 WEIGHTED_PROMPT = "a (photograph:1.3) of an [astronaut] riding a ((horse))"
 
 
-# Ref: openai/CLIP simple_tokenizer.py and transformers models/clip/tokenization_clip.py
-# (bytes_to_unicode): printable bytes map to themselves, the rest to U+0100 upwards.
-def bytes_to_unicode():
-    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) +
-          list(range(ord("®"), ord("ÿ") + 1)))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
-PAT = regex.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""")
-
-
 def train_bpe():
-    """CLIP's vocabulary construction on a tiny corpus: greedy most-frequent-pair merges."""
-    b2u = bytes_to_unicode()
-    words = Counter()
-    for line in CORPUS:
-        for w in PAT.findall(line.lower()):
-            syms = [b2u[b] for b in w.encode("utf-8")]
-            syms[-1] += "</w>"
-            words[tuple(syms)] += 1
-    merges = []
-    for _ in range(NUM_MERGES):
-        pairs = Counter()
-        for w, n in words.items():
-            for a, b in zip(w, w[1:]):
-                pairs[(a, b)] += n
-        if not pairs:
-            break
-        best = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))[0]  # ties: lexicographic
-        merges.append(best)
-        new_words = Counter()
-        for w, n in words.items():
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
-                    out.append(w[i] + w[i + 1])
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            new_words[tuple(out)] += n
-        words = new_words
-    base = list(b2u.values())
-    vocab = base + [v + "</w>" for v in base] + ["".join(m) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    """CLIP's vocabulary construction on a tiny corpus: greedy most-frequent-pair merges
+    (tools/train/bpe.py, which also builds kiln-mini's vocabulary)."""
+    vocab, merges = bpe.learn(CORPUS, NUM_MERGES)
     return {tok: i for i, tok in enumerate(vocab)}, merges
 
 

@@ -53,20 +53,22 @@ def word_counts(captions: list[str]) -> collections.Counter:
                                 for w, n in raw.items()})
 
 
-def learn(captions: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Returns (vocab in id order, merges in rank order). Deterministic: ties between pairs of
-    equal frequency go to the lexicographically smallest pair."""
+def learn(captions: list[str], max_merges: int | None = None
+          ) -> tuple[list[str], list[tuple[str, str]]]:
+    """Returns (vocab in id order, merges in rank order): merges until every word is one token,
+    or `max_merges`. Deterministic: ties between pairs of equal frequency go to the
+    lexicographically largest pair. (tests/reference/make_clip_fixtures.py uses this too.)"""
     counts = word_counts(captions)
     words = {w: tuple(w[:-1]) + (w[-1] + "</w>",) for w in counts}
     merges: list[tuple[str, str]] = []
-    while True:
+    while max_merges is None or len(merges) < max_merges:
         pairs: collections.Counter = collections.Counter()
         for w, syms in words.items():
             for a, b in zip(syms, syms[1:]):
                 pairs[(a, b)] += counts[w]
         if not pairs:
             break
-        best = min(pairs, key=lambda p: (-pairs[p], p))
+        best = max(pairs, key=lambda p: (pairs[p], p))
         merges.append(best)
         for w, syms in words.items():
             out, i = [], 0
