@@ -19,7 +19,8 @@ ImageU8 tensor_to_image(const Tensor& chw, float lo, float hi, int out_w, int ou
     int64_t size[] = {out_h, out_w};
     t = ops::interpolate(t.unsqueeze(0), size, ops::InterpMode::bilinear, false).squeeze(0);
   }
-  t = t.permute({1, 2, 0}).contiguous();  // HWC
+  // HWC, then to the host: the 8-bit quantisation below writes a host buffer (the media edge).
+  t = t.permute({1, 2, 0}).contiguous().to(Device::cpu());
   ImageU8 img;
   img.height = static_cast<int>(t.size(0));
   img.width = static_cast<int>(t.size(1));

@@ -1,5 +1,6 @@
-// Elementwise ops: broadcasting binary arithmetic, activations, softmax. f32 in, new contiguous
-// f32 out. Activations follow torch's definitions exactly (the formulas are torch's docs).
+// Elementwise ops: broadcasting binary arithmetic, activations, float math, clamp/compare/where,
+// softmax. f32 in, new contiguous f32 out. Activations follow torch's definitions exactly (the
+// formulas are torch's docs).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -175,6 +176,104 @@ Tensor tanh(const Tensor& x) {
 
 Tensor relu(const Tensor& x) {
   return unary("relu", x, [](float v) { return v > 0.f ? v : 0.f; });
+}
+
+Tensor exp(const Tensor& x) {
+  return unary("exp", x, [](float v) { return std::exp(v); });
+}
+Tensor sqrt(const Tensor& x) {
+  return unary("sqrt", x, [](float v) { return std::sqrt(v); });
+}
+Tensor sin(const Tensor& x) {
+  return unary("sin", x, [](float v) { return std::sin(v); });
+}
+Tensor cos(const Tensor& x) {
+  return unary("cos", x, [](float v) { return std::cos(v); });
+}
+
+// min(max(x, lo), hi) as torch applies the bounds; comparisons with NaN are false, so a NaN x
+// passes through (torch propagates it too).
+Tensor clamp(const Tensor& x, std::optional<float> lo, std::optional<float> hi) {
+  const char* op = "clamp";
+  KILN_ARG(lo || hi, op, "needs at least one of lo and hi");
+  KILN_ARG(!(lo && std::isnan(*lo)) && !(hi && std::isnan(*hi)), op, "a bound is NaN");
+  const float l = lo.value_or(-std::numeric_limits<float>::infinity());
+  const float h = hi.value_or(std::numeric_limits<float>::infinity());
+  return unary(op, x, [l, h](float v) {
+    v = v < l ? l : v;
+    return v > h ? h : v;
+  });
+}
+
+Tensor compare(const Tensor& x, Cmp cmp, float value) {
+  const char* op = "compare";
+  auto mask = [&](auto pred) {
+    return unary(op, x, [value, pred](float v) { return pred(v, value) ? 1.f : 0.f; });
+  };
+  switch (cmp) {
+    case Cmp::eq:
+      return mask([](float a, float b) { return a == b; });
+    case Cmp::ne:
+      return mask([](float a, float b) { return a != b; });
+    case Cmp::lt:
+      return mask([](float a, float b) { return a < b; });
+    case Cmp::le:
+      return mask([](float a, float b) { return a <= b; });
+    case Cmp::gt:
+      return mask([](float a, float b) { return a > b; });
+    case Cmp::ge:
+      return mask([](float a, float b) { return a >= b; });
+  }
+  fail(Status::invalid_argument, str("unknown comparison ", static_cast<int>(cmp)), op);
+}
+
+// All three operands are viewed with broadcast (stride 0) strides over the output shape and
+// walked row by row, as binary()'s general case. A boolean cond is widened to an f32 mask first.
+Tensor where(const Tensor& cond_in, const Tensor& a, const Tensor& b) {
+  const char* op = "where";
+  require_cpu(op, {&cond_in, &a, &b});
+  KILN_ARG(cond_in.defined(), op, "cond is undefined");
+  KILN_ARG(cond_in.dtype() == DType::f32 || cond_in.dtype() == DType::boolean, op, "cond is ",
+           dtype_name(cond_in.dtype()), ", expected an f32 mask or boolean");
+  require_f32(op, "a", a);
+  require_f32(op, "b", b);
+  const Tensor cond = cond_in.to(DType::f32);
+  const Shape shape =
+      broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), op), b.shape(), op);
+  Tensor out = Tensor::empty(shape, DType::f32);
+  const int64_t n = out.numel();
+  if (n == 0) return out;
+  const Tensor cx = cond.expand(shape), ax = a.expand(shape), bx = b.expand(shape);
+  const float *pc = cx.data<float>(), *pa = ax.data<float>(), *pb = bx.data<float>();
+  float* po = out.mutable_data<float>();
+  const int nd = shape.size();
+  const int64_t inner = nd ? shape[nd - 1] : 1;
+  const int64_t sc = nd ? cx.stride(nd - 1) : 0, sa = nd ? ax.stride(nd - 1) : 0,
+                sb = nd ? bx.stride(nd - 1) : 0;
+  parallel_for(n / inner, std::max<int64_t>(1, kGrain / inner), [&](int64_t r0, int64_t r1) {
+    int64_t idx[kMaxDims] = {};
+    int64_t rem = r0;
+    for (int d = nd - 2; d >= 0; --d) {
+      idx[d] = rem % shape[d];
+      rem /= shape[d];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t oc = 0, oa = 0, ob = 0;
+      for (int d = 0; d < nd - 1; ++d) {
+        oc += idx[d] * cx.stride(d);
+        oa += idx[d] * ax.stride(d);
+        ob += idx[d] * bx.stride(d);
+      }
+      float* ro = po + r * inner;
+      for (int64_t i = 0; i < inner; ++i)
+        ro[i] = pc[oc + i * sc] != 0.f ? pa[oa + i * sa] : pb[ob + i * sb];
+      for (int d = nd - 2; d >= 0; --d) {
+        if (++idx[d] < shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+  });
+  return out;
 }
 
 // softmax along `dim`: exp(x - max) / sum, sums in double. A row of all -inf gives NaN, as in

@@ -35,6 +35,20 @@ Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor softmax(const Tensor& x, int dim);  // numerically stable (max-subtracted)
+// Float math of libm (std::exp(float) etc.), as torch's CPU kernels compute them.
+Tensor exp(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+// torch.clamp(x, min=lo, max=hi): either bound optional (not both absent), NaN passes through.
+// lo > hi gives hi everywhere, as torch does.
+Tensor clamp(const Tensor& x, std::optional<float> lo, std::optional<float> hi);
+// x <cmp> value as an f32 mask of 0 and 1 (a NaN x compares false, except for ne).
+enum class Cmp { eq, ne, lt, le, gt, ge };
+Tensor compare(const Tensor& x, Cmp cmp, float value);
+// torch.where(cond, a, b) with NumPy broadcasting of all three; cond is an f32 mask (non-zero
+// picks a; compare() makes one) or boolean. a/b may be 0-dim tensors (Tensor::full({}, v)).
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
 // ---------------------------------------------------------------- reductions (reduce.cpp)
 Tensor sum(const Tensor& x, std::span<const int> dims, bool keepdim = false);

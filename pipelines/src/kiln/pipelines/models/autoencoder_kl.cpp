@@ -14,32 +14,15 @@ namespace {
 
 constexpr const char* kName = "AutoencoderKL";
 
-// f(x) over every element of a float tensor into a new contiguous one (exp, clamp and the latent
-// scalings are not ops of their own; each is one pass here).
-template <typename F>
-Tensor map_f32(const Tensor& x, F f) {
-  Tensor in = x.contiguous();
-  Tensor out = Tensor::empty(in.shape(), DType::f32);
-  const float* s = in.data<float>();
-  float* d = out.mutable_data<float>();
-  for (int64_t i = 0; i < in.numel(); ++i) d[i] = f(s[i]);
-  return out;
+// A 0-dim f32 tensor on `like`'s device: the scalar operand of a broadcasting op.
+Tensor scalar(float v, const Tensor& like) {
+  return Tensor::full({}, v, like.device());
 }
 
-// Per-channel version for (B, C, H, W): f(value, channel).
-template <typename F>
-Tensor map_channels_f32(const Tensor& x, F f) {
-  Tensor in = x.contiguous();
-  Tensor out = Tensor::empty(in.shape(), DType::f32);
-  const float* s = in.data<float>();
-  float* d = out.mutable_data<float>();
-  const int64_t B = in.size(0), C = in.size(1), plane = in.numel() / std::max<int64_t>(B * C, 1);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t c = 0; c < C; ++c) {
-      const int64_t o = (b * C + c) * plane;
-      for (int64_t i = 0; i < plane; ++i) d[o + i] = f(s[o + i], c);
-    }
-  return out;
+// latents_mean / latents_std as a (1, C, 1, 1) tensor that broadcasts over (B, C, h, w).
+Tensor per_channel(const std::vector<double>& v, const Tensor& like) {
+  std::vector<float> f(v.begin(), v.end());
+  return Tensor::from_f32({1, static_cast<int64_t>(f.size()), 1, 1}, f).to(like.device());
 }
 
 // Ref: AutoencoderKL.blend_v / blend_h. Blends the last `extent` rows (dim 2) or columns
@@ -54,32 +37,19 @@ void blend(const Tensor& a, Tensor& b, int64_t extent, int dim) {
   const int other = dim == 2 ? 3 : 2;
   KILN_CHECK(a.size(0) == b.size(0) && a.size(1) == b.size(1) && a.size(other) == b.size(other),
              Status::internal, kName, "blending tiles ", a.shape().str(), " and ", b.shape().str());
-  Tensor ac = a.contiguous();
-  const float* pa = ac.data<float>();
-  float* pb = b.mutable_data<float>();
-  const int64_t planes = b.size(0) * b.size(1);
-  const int64_t Ha = ac.size(2), Wa = ac.size(3), Hb = b.size(2), Wb = b.size(3);
+  // The ramps are host constants of e entries (scalar math on the index, as diffusers' Python
+  // loop), shaped (e, 1) to run down the rows or (e) to run along the columns.
+  std::vector<float> wa(static_cast<size_t>(e)), wb(static_cast<size_t>(e));
   for (int64_t t = 0; t < e; ++t) {
     const double r = static_cast<double>(t) / static_cast<double>(e);
-    const float wa = static_cast<float>(1.0 - r), wb = static_cast<float>(r);
-    for (int64_t p = 0; p < planes; ++p) {
-      const float* sa = pa + p * Ha * Wa;
-      float* sb = pb + p * Hb * Wb;
-      if (dim == 2) {
-        const float* ra = sa + (Ha - e + t) * Wa;
-        float* rb = sb + t * Wb;
-        for (int64_t x = 0; x < Wb; ++x) {
-          const float u = ra[x] * wa, v = rb[x] * wb;
-          rb[x] = u + v;
-        }
-      } else {
-        for (int64_t y = 0; y < Hb; ++y) {
-          const float u = sa[y * Wa + (Wa - e + t)] * wa, v = sb[y * Wb + t] * wb;
-          sb[y * Wb + t] = u + v;
-        }
-      }
-    }
+    wa[t] = static_cast<float>(1.0 - r);
+    wb[t] = static_cast<float>(r);
   }
+  const Shape ramp = dim == 2 ? Shape{e, 1} : Shape{e};
+  const Tensor tail = a.narrow(dim, a.size(dim) - e, e);  // (B, C, e, W) or (B, C, H, e)
+  Tensor head = b.narrow(dim, 0, e);                      // a view into b
+  head.copy_from(ops::add(ops::mul(tail, Tensor::from_f32(ramp, wa).to(b.device())),
+                          ops::mul(head, Tensor::from_f32(ramp, wb).to(b.device()))));
 }
 
 // Ref: AutoencoderKL._tiled_encode / tiled_decode (the same loop with the roles of pixels and
@@ -199,26 +169,19 @@ LatentDist LatentDist::from_moments(const Tensor& moments) {
   auto parts = ops::chunk(moments, 2, 1);
   LatentDist d;
   d.mean = parts[0].contiguous();
-  d.logvar = map_f32(parts[1], [](float v) { return std::clamp(v, -30.f, 20.f); });
+  d.logvar = ops::clamp(parts[1], -30.f, 20.f);
   return d;
 }
 
 Tensor LatentDist::std() const {
-  return map_f32(logvar, [](float v) { return std::exp(0.5f * v); });
+  return ops::exp(ops::scale(logvar, 0.5f));  // 0.5f * v + 0.f rounds as torch's 0.5 * logvar
 }
 
 Tensor LatentDist::sample(rng::Generator& gen) const {
   KILN_ARG(mean.defined() && logvar.defined(), kName, "sample() on an empty distribution");
   Tensor noise = rng::randn(mean.shape(), gen);  // one call over (B, C, h, w), as randn_tensor
-  Tensor sd = std(), m = mean.contiguous();
-  const float* pm = m.data<float>();
-  const float* ps = sd.data<float>();
-  float* pn = noise.mutable_data<float>();
-  for (int64_t i = 0; i < noise.numel(); ++i) {
-    const float scaled = ps[i] * pn[i];  // torch: mean + (std * sample), two roundings
-    pn[i] = pm[i] + scaled;
-  }
-  return noise;
+  if (noise.device() != mean.device()) noise = noise.to(mean.device());
+  return ops::add(mean, ops::mul(std(), noise));  // torch: mean + (std * sample), two roundings
 }
 
 // ---------------------------------------------------------------- AutoencoderKL
@@ -361,41 +324,35 @@ Tensor AutoencoderKL::tiled_decode(const Tensor& z, const VaeTiling& tiling) con
 
 // ---------------------------------------------------------------- latent scaling
 
+// Each step is one rounded f32 tensor op, in diffusers' order; a division stays a division
+// (multiplying by 1/sf would round differently).
 Tensor AutoencoderKL::to_latent(const Tensor& z) const {
   check_latent(z, "AutoencoderKL.to_latent");
   const float sf = static_cast<float>(config.scaling_factor);
   if (!config.latents_mean.empty()) {
-    // (z - mean) * scaling_factor / std, each a rounded f32 tensor op.
-    std::vector<float> mean(config.latents_mean.begin(), config.latents_mean.end());
-    std::vector<float> sd(config.latents_std.begin(), config.latents_std.end());
-    return map_channels_f32(z, [&](float v, int64_t c) {
-      const float t = (v - mean[c]) * sf;
-      return t / sd[c];
-    });
+    // (z - mean) * scaling_factor / std
+    const Tensor t = ops::scale(ops::sub(z, per_channel(config.latents_mean, z)), sf);
+    return ops::div(t, per_channel(config.latents_std, z));
   }
   if (config.shift_factor) {
     const float shift = static_cast<float>(*config.shift_factor);
-    return map_f32(z, [=](float v) { return (v - shift) * sf; });
+    return ops::scale(ops::sub(z, scalar(shift, z)), sf);  // (z - shift) * sf
   }
-  return map_f32(z, [=](float v) { return v * sf; });
+  return ops::scale(z, sf);
 }
 
 Tensor AutoencoderKL::from_latent(const Tensor& latents) const {
   check_latent(latents, "AutoencoderKL.from_latent");
-  const float sf = static_cast<float>(config.scaling_factor);
+  const Tensor sf = scalar(static_cast<float>(config.scaling_factor), latents);
   if (!config.latents_mean.empty()) {
-    std::vector<float> mean(config.latents_mean.begin(), config.latents_mean.end());
-    std::vector<float> sd(config.latents_std.begin(), config.latents_std.end());
-    return map_channels_f32(latents, [&](float v, int64_t c) {
-      const float t = (v * sd[c]) / sf;
-      return t + mean[c];
-    });
+    // latents * std / scaling_factor + mean
+    const Tensor t = ops::div(ops::mul(latents, per_channel(config.latents_std, latents)), sf);
+    return ops::add(t, per_channel(config.latents_mean, latents));
   }
-  if (config.shift_factor) {
-    const float shift = static_cast<float>(*config.shift_factor);
-    return map_f32(latents, [=](float v) { return v / sf + shift; });
-  }
-  return map_f32(latents, [=](float v) { return v / sf; });
+  if (config.shift_factor)
+    return ops::add(ops::div(latents, sf),
+                    scalar(static_cast<float>(*config.shift_factor), latents));
+  return ops::div(latents, sf);
 }
 
 }  // namespace kiln::pipelines::models

@@ -192,7 +192,7 @@ ClipTextOutput ClipTextModel::forward(const Tensor& ids, const ClipTextOptions& 
       kCtx, "ids must be (B, L) i64 or i32, got ", ids.defined() ? ids.str() : "undefined");
   ops::require_cpu(kCtx, {&ids, &token_embedding});
   const Tensor idc = ids.contiguous();
-  const int64_t B = ids.size(0), L = ids.size(1), D = cfg_.hidden_size;
+  const int64_t B = ids.size(0), L = ids.size(1);
   KILN_ARG(B > 0 && L > 0 && L <= cfg_.max_position_embeddings, kCtx, "sequence length ", L,
            " outside [1, max_position_embeddings ", cfg_.max_position_embeddings, "]");
 
@@ -204,12 +204,9 @@ ClipTextOutput ClipTextModel::forward(const Tensor& ids, const ClipTextOptions& 
     KILN_ARG(
         attention_mask.ndim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == L,
         kCtx, "attention_mask must be (", B, ", ", L, "), got ", attention_mask.str());
-    const auto keep = attention_mask.to(DType::f32).contiguous();
-    mask = Tensor::empty({B, 1, 1, L}, DType::f32);
-    const float* k = keep.data<float>();
-    float* mk = mask.mutable_data<float>();
-    for (int64_t i = 0; i < B * L; ++i)
-      mk[i] = k[i] != 0.f ? 0.f : -std::numeric_limits<float>::infinity();
+    const Tensor keep = ops::compare(attention_mask.to(DType::f32), ops::Cmp::ne, 0.f);
+    mask = ops::where(keep.view({B, 1, 1, L}), Tensor::full({}, 0.f, keep.device()),
+                      Tensor::full({}, -std::numeric_limits<float>::infinity(), keep.device()));
   }
 
   ClipTextOutput out;
@@ -221,9 +218,9 @@ ClipTextOutput ClipTextModel::forward(const Tensor& ids, const ClipTextOptions& 
   out.last_hidden_state = final_layer_norm(x);
 
   // Pooled: the row at the eos position of each sequence -> (B, D)
-  out.pooled = Tensor::empty({B, D}, DType::f32);
-  const float* h = out.last_hidden_state.data<float>();
-  float* pooled = out.pooled.mutable_data<float>();
+  // The position is found on the host in the token ids (the tokenizer's output); the rows are
+  // gathered as views.
+  std::vector<Tensor> rows;
   for (int64_t b = 0; b < B; ++b) {
     int64_t at = 0;
     if (cfg_.eos_token_id == 2) {  // legacy: argmax of the ids (first maximum)
@@ -236,8 +233,9 @@ ClipTextOutput ClipTextModel::forward(const Tensor& ids, const ClipTextOptions& 
           break;
         }
     }
-    std::memcpy(pooled + b * D, h + (b * L + at) * D, sizeof(float) * static_cast<size_t>(D));
+    rows.push_back(out.last_hidden_state.select(0, b).narrow(0, at, 1));  // (1, D)
   }
+  out.pooled = ops::concat(rows, 0);                                    // (B, D)
   if (with_projection_) out.text_embeds = text_projection(out.pooled);  // (B, projection_dim)
   return out;
 }

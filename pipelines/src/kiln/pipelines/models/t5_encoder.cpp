@@ -211,21 +211,19 @@ T5EncoderModel T5EncoderModel::load(const std::filesystem::path& component_dir) 
 
 Tensor T5EncoderModel::position_bias(int64_t L) const {
   const T5SelfAttention& a = blocks.at(0).attn;
-  const int H = cfg_.num_heads;
-  const Tensor table = a.relative_attention_bias.contiguous();  // (num_buckets, H)
-  const float* w = table.data<float>();
-  // One bucket per relative position key - query in (-L, L).
+  // One bucket per relative position key - query in (-L, L), spread to an (L, L) index: integer
+  // math on the shape, a host constant like a schedule.
   std::vector<int32_t> bucket(static_cast<size_t>(2 * L - 1));
   for (int64_t r = -(L - 1); r < L; ++r)
     bucket[static_cast<size_t>(r + L - 1)] = t5_relative_position_bucket(
         r, cfg_.relative_attention_num_buckets, cfg_.relative_attention_max_distance);
-  Tensor bias = Tensor::empty({1, H, L, L}, DType::f32);
-  float* out = bias.mutable_data<float>();
-  for (int h = 0; h < H; ++h)
-    for (int64_t i = 0; i < L; ++i)
-      for (int64_t j = 0; j < L; ++j)
-        out[(h * L + i) * L + j] = w[bucket[static_cast<size_t>(j - i + L - 1)] * H + h];
-  return bias;
+  Tensor ids = Tensor::empty({L, L}, DType::i32);
+  int32_t* id = ids.mutable_data<int32_t>();
+  for (int64_t i = 0; i < L; ++i)
+    for (int64_t j = 0; j < L; ++j) id[i * L + j] = bucket[static_cast<size_t>(j - i + L - 1)];
+  // Rows of the (num_buckets, H) table: (L, L, H) -> (1, H, L, L).
+  const Tensor& table = a.relative_attention_bias;  // (num_buckets, H)
+  return ops::embedding(table, ids.to(table.device())).permute({2, 0, 1}).unsqueeze(0).contiguous();
 }
 
 Tensor T5EncoderModel::forward(const Tensor& ids, const Tensor& attention_mask) const {
@@ -235,7 +233,7 @@ Tensor T5EncoderModel::forward(const Tensor& ids, const Tensor& attention_mask) 
   KILN_ARG(!blocks.empty() && shared.defined(), kCtx, "the model has no weights (use load())");
   ops::require_cpu(kCtx, {&ids, &shared, &attention_mask});
   const Tensor idc = ids.contiguous();
-  const int64_t B = ids.size(0), L = ids.size(1), D = cfg_.d_model;
+  const int64_t B = ids.size(0), L = ids.size(1);
   KILN_ARG(B > 0 && L > 0, kCtx, "empty ids ", ids.str());
 
   // Embeddings: shared[ids] -> (B, L, D); no positions (T5 has only the relative bias).
@@ -248,12 +246,10 @@ Tensor T5EncoderModel::forward(const Tensor& ids, const Tensor& attention_mask) 
     KILN_ARG(
         attention_mask.ndim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == L,
         kCtx, "attention_mask must be (", B, ", ", L, "), got ", attention_mask.str());
-    const Tensor keep = attention_mask.to(DType::f32).contiguous();
-    Tensor mask = Tensor::empty({B, 1, 1, L}, DType::f32);
-    const float* k = keep.data<float>();
-    float* mk = mask.mutable_data<float>();
-    for (int64_t i = 0; i < B * L; ++i)
-      mk[i] = k[i] != 0.f ? 0.f : std::numeric_limits<float>::lowest();
+    const Tensor keep = ops::compare(attention_mask.to(DType::f32), ops::Cmp::ne, 0.f);
+    const Tensor mask =
+        ops::where(keep.view({B, 1, 1, L}), Tensor::full({}, 0.f, keep.device()),
+                   Tensor::full({}, std::numeric_limits<float>::lowest(), keep.device()));
     bias = ops::add(bias, mask);  // (B, H, L, L)
   }
 

@@ -1,6 +1,7 @@
 #include "kiln/pipelines/nn/embeddings.hpp"
 
 #include <cmath>
+#include <vector>
 
 namespace kiln::pipelines::nn {
 
@@ -12,23 +13,25 @@ Tensor timestep_embedding(const Tensor& timesteps, int64_t dim, bool flip_sin_to
   const int64_t half = dim / 2;
   KILN_ARG(half - downscale_freq_shift != 0.f, "timestep_embedding",
            "half dim equals downscale_freq_shift");
-  Tensor t = timesteps.to(DType::f32).contiguous();
-  const int64_t n = t.size(0);
-  Tensor out = Tensor::zeros({n, dim});
-  const float* tp = t.data<float>();
-  float* o = out.mutable_data<float>();
-  // f32 arithmetic in the same order as the reference (torch computes this in float32).
+  // The frequencies are a host constant (scalar math on the index), in f32 in the reference's
+  // order (torch computes them in float32); the rest is tensor ops.
   const float neg_log = -std::log(max_period);
+  std::vector<float> freq(static_cast<size_t>(half));
   for (int64_t j = 0; j < half; ++j) {
     const float exponent =
         neg_log * static_cast<float>(j) / (static_cast<float>(half) - downscale_freq_shift);
-    const float freq = std::exp(exponent);
-    for (int64_t i = 0; i < n; ++i) {
-      const float a = scale * (tp[i] * freq);
-      const float s = std::sin(a), c = std::cos(a);
-      o[i * dim + (flip_sin_to_cos ? half + j : j)] = s;
-      o[i * dim + (flip_sin_to_cos ? j : half + j)] = c;
-    }
+    freq[static_cast<size_t>(j)] = std::exp(exponent);
+  }
+  const Tensor t = timesteps.to(DType::f32);
+  // scale * (t * freq): (N, 1) x (1, half) -> (N, half); scale(x, s) = s * x + 0, one rounding.
+  const Tensor arg =
+      ops::scale(ops::mul(t.unsqueeze(1), Tensor::from_f32({1, half}, freq).to(t.device())), scale);
+  const Tensor sin = ops::sin(arg), cos = ops::cos(arg);
+  const Tensor halves[] = {flip_sin_to_cos ? cos : sin, flip_sin_to_cos ? sin : cos};
+  Tensor out = ops::concat(halves, 1);  // (N, 2 * half)
+  if (dim % 2 == 1) {
+    const int64_t pads[] = {0, 1};
+    out = ops::pad(out, pads);  // a zero column, as diffusers pads odd dims
   }
   return out;
 }

@@ -88,12 +88,9 @@ void check_flow_mask(const ImageRequest& req, samplers::SamplerKind kind, const 
 }
 
 Tensor binarize_mask(const Tensor& mask, bool invert) {
-  const Tensor m = mask.contiguous();
-  Tensor out = Tensor::empty(m.shape(), DType::f32);
-  const float* p = m.data<float>();
-  float* q = out.mutable_data<float>();
-  for (int64_t i = 0; i < m.numel(); ++i) q[i] = ((p[i] >= 0.5f) != invert) ? 1.f : 0.f;
-  return out;
+  // invert is 1 - (m >= 0.5), exact on a 0/1 mask; unlike (m < 0.5) it maps a NaN to 1.
+  const Tensor ge = ops::compare(mask, ops::Cmp::ge, 0.5f);
+  return invert ? ops::scale(ge, -1.f, 1.f) : ge;
 }
 
 Tensor latent_mask(const Tensor& mask, int64_t lh, int64_t lw, int64_t batch) {

@@ -23,13 +23,9 @@ Tensor axpy(const Tensor& x, double a, const Tensor& y) {  // x + a * y
   return ops::add(x, ops::scale(y, static_cast<float>(a)));
 }
 
-// torch.clamp(x, -r, r), NaN kept. kiln::ops has no clamp yet, so this goes through host
-// memory; the x0 estimate is a latent (4 x 128 x 128 f32 = 256 KiB at 1024 px) once per step.
+// torch.clamp(x, -r, r), NaN kept.
 Tensor clamp_abs(const Tensor& x, float r) {
-  Tensor h = x.to(Device::cpu()).to(DType::f32).clone();
-  float* p = h.mutable_data<float>();
-  for (int64_t i = 0; i < h.numel(); ++i) p[i] = std::clamp(p[i], -r, r);
-  return h.to(x.dtype()).to(x.device());
+  return ops::clamp(x, -r, r);
 }
 
 struct Loop {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "kiln/core/error.hpp"
+#include "kiln/ops/ops.hpp"
 
 namespace kiln::pipelines::text {
 
@@ -233,23 +234,15 @@ Tensor apply_token_weights(const Tensor& hidden, const std::vector<float>& weigh
   KILN_ARG(hidden.defined() && hidden.dtype() == DType::f32 && hidden.ndim() == 3,
            "apply_token_weights", "hidden must be (B, L, D) f32, got ",
            hidden.defined() ? hidden.str() : "undefined");
-  const int64_t B = hidden.size(0), L = hidden.size(1), D = hidden.size(2);
+  const int64_t B = hidden.size(0), L = hidden.size(1);
   KILN_ARG(static_cast<int64_t>(weights.size()) == B * L, "apply_token_weights", weights.size(),
            " weights for ", B, " x ", L, " tokens");
-  Tensor out = hidden.contiguous().clone();
-  if (std::all_of(weights.begin(), weights.end(), [](float w) { return w == 1.f; })) return out;
-  float* z = out.mutable_data<float>();
-  const int64_t n = B * L * D;
-  double before = 0, after = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    before += z[i];
-    z[i] *= weights[static_cast<size_t>(i / D)];
-    after += z[i];
-  }
-  // mean(z) / mean(z * w): the element counts cancel.
-  const auto k = static_cast<float>(before / after);
-  for (int64_t i = 0; i < n; ++i) z[i] *= k;
-  return out;
+  if (std::all_of(weights.begin(), weights.end(), [](float w) { return w == 1.f; }))
+    return hidden.contiguous().clone();
+  // z * w per token, then rescaled by mean(z) / mean(z * w): f32 0-dim means and an f32 ratio,
+  // as sd_hijack_clip.py computes them in torch (ops::mean accumulates in double first).
+  const Tensor zw = ops::mul(hidden, Tensor::from_f32({B, L, 1}, weights).to(hidden.device()));
+  return ops::mul(zw, ops::div(ops::mean(hidden, {}), ops::mean(zw, {})));
 }
 
 }  // namespace kiln::pipelines::text
