@@ -13,6 +13,11 @@ std::filesystem::path data_dir() {
   return d ? std::filesystem::path(d) : std::filesystem::path("tests/data");
 }
 
+std::filesystem::path models_dir() {
+  const char* d = std::getenv("KILN_MODELS");
+  return d ? std::filesystem::path(d) : std::filesystem::path("models");
+}
+
 TempDir::TempDir() {
   std::random_device rd;
   path = std::filesystem::temp_directory_path() / ("kiln-test-" + std::to_string(rd()));

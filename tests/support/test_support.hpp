@@ -18,6 +18,9 @@ namespace kiln::test {
 
 // Directory of committed fixtures (tests/data), from the KILN_TEST_DATA environment variable.
 std::filesystem::path data_dir();
+// Directory of the trained models (models/, e.g. kiln-mini), from the KILN_MODELS environment
+// variable.
+std::filesystem::path models_dir();
 // A fresh temporary directory, removed by the destructor.
 struct TempDir {
   TempDir();
