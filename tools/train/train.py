@@ -161,6 +161,9 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
     if a.resume:
         load_denoiser(te, unet, Path(a.resume))
     params = list(te.parameters()) + list(unet.parameters())
+    # The step is bound by the CPU side at kiln-mini's size (tools/train/README.md); compiled
+    # modules share the parameters, so EMA, saving and the optimizer see the same tensors.
+    te_f, unet_f = (torch.compile(te), torch.compile(unet)) if a.compile else (te, unet)
     print(f"denoiser: unet {sum(p.numel() for p in unet.parameters())/1e6:.2f} M, text encoder "
           f"{sum(p.numel() for p in te.parameters())/1e6:.2f} M parameters", flush=True)
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99),
@@ -191,11 +194,11 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
         v = a_t.sqrt() * eps - (1 - a_t).sqrt() * z0
         drop = (torch.rand(B, device=dev, generator=gen) < a.cond_drop).view(B, 1, 1)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            ctx, pooled = text_condition(te, ids[idx])
+            ctx, pooled = text_condition(te_f, ids[idx])
             # Unconditional = zeros, as SDXL's force_zeros_for_empty_prompt gives at inference.
             ctx = torch.where(drop, torch.zeros_like(ctx), ctx)
             pooled = torch.where(drop[:, :, 0], torch.zeros_like(pooled), pooled)
-            pred = unet(zt, t, encoder_hidden_states=ctx,
+            pred = unet_f(zt, t, encoder_hidden_states=ctx,
                         added_cond_kwargs={"text_embeds": pooled,
                                            "time_ids": time_ids.expand(B, -1)}).sample.float()
         # Min-SNR-5 weighting for v-prediction (Hang et al. 2023): min(snr, 5) / (snr + 1).
@@ -275,6 +278,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--cond-drop", type=float, default=0.1)
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the text encoder and U-Net (measure first: bench_step.py)")
     ap.add_argument("--time-limit", type=float, default=0,
                     help="stop the denoiser after this many seconds, the learning rate decaying "
                     "over that time (0: run all --steps)")
