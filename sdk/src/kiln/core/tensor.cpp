@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kiln/core/copy.hpp"
+#include "kiln/cuda/cuda_ops.hpp"
 
 namespace kiln {
 
@@ -287,11 +288,13 @@ void Tensor::copy_from(const Tensor& src) {
     copy_bytes(mutable_raw_data(), device(), src.raw_data(), src.device(), nbytes());
     return;
   }
-  KILN_CHECK(device().is_cpu(), Status::unsupported, "copy",
-             "strided or casting copy on ", device().str(), " needs the CUDA copy kernels");
   check_elementwise("copy");
   src.check_elementwise("copy");
   Tensor s = src.shape_ == shape_ ? src : src.expand(shape_);
+  if (device().is_cuda()) {  // kernels/cuda/cast.cu: f32/f16/bf16, any strides
+    cuda_ops::copy_cast(*this, s);
+    return;
+  }
   strided_copy_cast(mutable_raw_data(), dtype_, shape_, strides_, s.raw_data(), s.dtype_,
                     s.strides_);
 }

@@ -2,11 +2,25 @@
 
 namespace kiln::ops {
 
-void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
+Device common_device(const char* op, std::initializer_list<const Tensor*> tensors) {
+  const Tensor* first = nullptr;
   for (const Tensor* t : tensors) {
-    if (t && t->defined() && !t->device().is_cpu())
-      fail(Status::unsupported, str("no ", t->device().str(), " kernel for this op yet"), op);
+    if (!t || !t->defined()) continue;
+    if (!first) {
+      first = t;
+    } else if (!(t->device() == first->device())) {
+      fail(Status::invalid_argument,
+           str("inputs on ", first->device().str(), " and ", t->device().str(),
+               "; move them to one device with to(device)"),
+           op);
+    }
   }
+  return first ? first->device() : Device::cpu();
+}
+
+void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
+  const Device d = common_device(op, tensors);
+  if (!d.is_cpu()) fail(Status::unsupported, str("no ", d.str(), " kernel for this op yet"), op);
 }
 
 void require_f32(const char* op, const char* arg, const Tensor& t, int ndim) {

@@ -1,12 +1,14 @@
 // Elementwise ops: broadcasting binary arithmetic, activations, float math, clamp/compare/where,
 // softmax. f32 in, new contiguous f32 out. Activations follow torch's definitions exactly (the
-// formulas are torch's docs).
+// formulas are torch's docs). CUDA tensors go to kernels/cuda/elementwise.cu and softmax.cu
+// (through kiln/cuda/cuda_ops.hpp) after the same validation.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "kiln/core/parallel.hpp"
+#include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::ops {
@@ -27,6 +29,16 @@ inline float apply(float a, float b) {
   return a / b;
 }
 
+constexpr cuda_ops::BinaryOp cuda_kind(BinOp o) {
+  switch (o) {
+    case BinOp::add: return cuda_ops::BinaryOp::add;
+    case BinOp::sub: return cuda_ops::BinaryOp::sub;
+    case BinOp::mul: return cuda_ops::BinaryOp::mul;
+    case BinOp::div: break;
+  }
+  return cuda_ops::BinaryOp::div;
+}
+
 // True when `small` (contiguous) equals the trailing dims of `full` after dropping its own
 // leading 1s, so that broadcasting it over `full` repeats it with period small.numel().
 bool is_trailing_broadcast(const Tensor& small, const Shape& full) {
@@ -42,10 +54,11 @@ bool is_trailing_broadcast(const Tensor& small, const Shape& full) {
 
 template <BinOp O>
 Tensor binary(const char* op, const Tensor& a, const Tensor& b) {
-  require_cpu(op, {&a, &b});
+  const Device dev = common_device(op, {&a, &b});
   require_f32(op, "a", a);
   require_f32(op, "b", b);
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
+  if (dev.is_cuda()) return cuda_ops::binary(op, cuda_kind(O), a, b, shape);
   Tensor out = Tensor::empty(shape, DType::f32);
   const int64_t n = out.numel();
   if (n == 0) return out;
@@ -111,11 +124,14 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// out[i] = f(x[i]) over a contiguous copy of x.
+// out[i] = f(x[i]) over a contiguous copy of x. On CUDA: the kernel `kind` with scalars a, b
+// (the same formula as f), reading x through its strides.
 template <typename F>
-Tensor unary(const char* op, const Tensor& x_in, F f) {
-  require_cpu(op, {&x_in});
+Tensor unary(const char* op, cuda_ops::UnaryOp kind, const Tensor& x_in, F f, float a = 0.f,
+             float b = 0.f) {
+  const Device dev = common_device(op, {&x_in});
   require_f32(op, "x", x_in);
+  if (dev.is_cuda()) return cuda_ops::unary(op, kind, x_in, a, b);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);
   const float* px = x.data<float>();
@@ -142,53 +158,54 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor scale(const Tensor& x, float alpha, float beta) {
-  return unary("scale", x, [alpha, beta](float v) { return alpha * v + beta; });
+  return unary("scale", cuda_ops::UnaryOp::scale, x, [alpha, beta](float v) { return alpha * v + beta; }, alpha,
+               beta);
 }
 
 // torch.nn.functional.silu: x * sigmoid(x).
 Tensor silu(const Tensor& x) {
-  return unary("silu", x, [](float v) { return v / (1.f + std::exp(-v)); });
+  return unary("silu", cuda_ops::UnaryOp::silu, x, [](float v) { return v / (1.f + std::exp(-v)); });
 }
 
 // torch.nn.functional.gelu: approximate='none' is x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
 // approximate='tanh' is 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 Tensor gelu(const Tensor& x, GeluApprox approx) {
   if (approx == GeluApprox::tanh) {
-    return unary("gelu", x, [](float v) {
+    return unary("gelu", cuda_ops::UnaryOp::gelu_tanh, x, [](float v) {
       constexpr float kBeta = 0.7978845608028654f;  // sqrt(2/pi)
       constexpr float kKappa = 0.044715f;
       return 0.5f * v * (1.f + std::tanh(kBeta * (v + kKappa * v * v * v)));
     });
   }
-  return unary("gelu", x, [](float v) {
+  return unary("gelu", cuda_ops::UnaryOp::gelu_erf, x, [](float v) {
     constexpr float kRsqrt2 = 0.7071067811865476f;
     return 0.5f * v * (1.f + std::erf(v * kRsqrt2));
   });
 }
 
 Tensor sigmoid(const Tensor& x) {
-  return unary("sigmoid", x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+  return unary("sigmoid", cuda_ops::UnaryOp::sigmoid, x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
 }
 
 Tensor tanh(const Tensor& x) {
-  return unary("tanh", x, [](float v) { return std::tanh(v); });
+  return unary("tanh", cuda_ops::UnaryOp::tanh, x, [](float v) { return std::tanh(v); });
 }
 
 Tensor relu(const Tensor& x) {
-  return unary("relu", x, [](float v) { return v > 0.f ? v : 0.f; });
+  return unary("relu", cuda_ops::UnaryOp::relu, x, [](float v) { return v > 0.f ? v : 0.f; });
 }
 
 Tensor exp(const Tensor& x) {
-  return unary("exp", x, [](float v) { return std::exp(v); });
+  return unary("exp", cuda_ops::UnaryOp::exp, x, [](float v) { return std::exp(v); });
 }
 Tensor sqrt(const Tensor& x) {
-  return unary("sqrt", x, [](float v) { return std::sqrt(v); });
+  return unary("sqrt", cuda_ops::UnaryOp::sqrt, x, [](float v) { return std::sqrt(v); });
 }
 Tensor sin(const Tensor& x) {
-  return unary("sin", x, [](float v) { return std::sin(v); });
+  return unary("sin", cuda_ops::UnaryOp::sin, x, [](float v) { return std::sin(v); });
 }
 Tensor cos(const Tensor& x) {
-  return unary("cos", x, [](float v) { return std::cos(v); });
+  return unary("cos", cuda_ops::UnaryOp::cos, x, [](float v) { return std::cos(v); });
 }
 
 // min(max(x, lo), hi) as torch applies the bounds; comparisons with NaN are false, so a NaN x
@@ -199,30 +216,34 @@ Tensor clamp(const Tensor& x, std::optional<float> lo, std::optional<float> hi) 
   KILN_ARG(!(lo && std::isnan(*lo)) && !(hi && std::isnan(*hi)), op, "a bound is NaN");
   const float l = lo.value_or(-std::numeric_limits<float>::infinity());
   const float h = hi.value_or(std::numeric_limits<float>::infinity());
-  return unary(op, x, [l, h](float v) {
-    v = v < l ? l : v;
-    return v > h ? h : v;
-  });
+  return unary(
+      op, cuda_ops::UnaryOp::clamp, x,
+      [l, h](float v) {
+        v = v < l ? l : v;
+        return v > h ? h : v;
+      },
+      l, h);
 }
 
 Tensor compare(const Tensor& x, Cmp cmp, float value) {
   const char* op = "compare";
-  auto mask = [&](auto pred) {
-    return unary(op, x, [value, pred](float v) { return pred(v, value) ? 1.f : 0.f; });
+  auto mask = [&](cuda_ops::UnaryOp kind, auto pred) {
+    return unary(
+        op, kind, x, [value, pred](float v) { return pred(v, value) ? 1.f : 0.f; }, value);
   };
   switch (cmp) {
     case Cmp::eq:
-      return mask([](float a, float b) { return a == b; });
+      return mask(cuda_ops::UnaryOp::cmp_eq, [](float a, float b) { return a == b; });
     case Cmp::ne:
-      return mask([](float a, float b) { return a != b; });
+      return mask(cuda_ops::UnaryOp::cmp_ne, [](float a, float b) { return a != b; });
     case Cmp::lt:
-      return mask([](float a, float b) { return a < b; });
+      return mask(cuda_ops::UnaryOp::cmp_lt, [](float a, float b) { return a < b; });
     case Cmp::le:
-      return mask([](float a, float b) { return a <= b; });
+      return mask(cuda_ops::UnaryOp::cmp_le, [](float a, float b) { return a <= b; });
     case Cmp::gt:
-      return mask([](float a, float b) { return a > b; });
+      return mask(cuda_ops::UnaryOp::cmp_gt, [](float a, float b) { return a > b; });
     case Cmp::ge:
-      return mask([](float a, float b) { return a >= b; });
+      return mask(cuda_ops::UnaryOp::cmp_ge, [](float a, float b) { return a >= b; });
   }
   fail(Status::invalid_argument, str("unknown comparison ", static_cast<int>(cmp)), op);
 }
@@ -231,12 +252,17 @@ Tensor compare(const Tensor& x, Cmp cmp, float value) {
 // walked row by row, as binary()'s general case. A boolean cond is widened to an f32 mask first.
 Tensor where(const Tensor& cond_in, const Tensor& a, const Tensor& b) {
   const char* op = "where";
-  require_cpu(op, {&cond_in, &a, &b});
   KILN_ARG(cond_in.defined(), op, "cond is undefined");
+  const Device dev = common_device(op, {&cond_in, &a, &b});
   KILN_ARG(cond_in.dtype() == DType::f32 || cond_in.dtype() == DType::boolean, op, "cond is ",
            dtype_name(cond_in.dtype()), ", expected an f32 mask or boolean");
   require_f32(op, "a", a);
   require_f32(op, "b", b);
+  if (dev.is_cuda()) {
+    const Shape shape =
+        broadcast_shapes(broadcast_shapes(cond_in.shape(), a.shape(), op), b.shape(), op);
+    return cuda_ops::where(cond_in, a, b, shape);
+  }
   const Tensor cond = cond_in.to(DType::f32);
   const Shape shape =
       broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), op), b.shape(), op);
@@ -281,10 +307,15 @@ Tensor where(const Tensor& cond_in, const Tensor& a, const Tensor& b) {
 // the reads along `dim` stay unit-stride when inner > 1.
 Tensor softmax(const Tensor& x_in, int dim) {
   const char* op = "softmax";
-  require_cpu(op, {&x_in});
+  const Device dev = common_device(op, {&x_in});
   require_f32(op, "x", x_in);
   KILN_ARG(x_in.ndim() > 0, op, "x is a 0-dim tensor; softmax needs a dim");
   const int d = normalize_dim(dim, x_in.ndim(), op);
+  if (dev.is_cuda()) {
+    // The kernel reduces the last dim; another dim is moved there and back (two strided copies).
+    if (d == x_in.ndim() - 1) return cuda_ops::softmax_last_dim(x_in);
+    return cuda_ops::softmax_last_dim(x_in.transpose(d, -1)).transpose(d, -1).contiguous();
+  }
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);
   if (x.numel() == 0) return out;

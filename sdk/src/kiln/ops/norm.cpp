@@ -2,6 +2,8 @@
 // eps added to the variance / mean square inside the rsqrt). Statistics are accumulated in
 // double with two passes (mean, then sum of squared deviations): a GroupNorm group of an SD
 // VAE block holds 16 x 512 x 512 = 4M values, where a single-pass f32 sum loses ~3 digits.
+// CUDA tensors go to kernels/cuda/norm.cu (f32 Welford; see its tolerance in docs/cuda.md)
+// after the same validation.
 // Ref: torch.nn.functional.group_norm / layer_norm / rms_norm docs; Wu & He 2018, "Group
 //      Normalization".
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "kiln/core/parallel.hpp"
+#include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::ops {
@@ -45,7 +48,7 @@ Moments moments(const float* p, int64_t n, double eps) {
   return {mean, 1.0 / std::sqrt(ss / static_cast<double>(n) + eps)};
 }
 
-// An optional per-channel parameter: undefined, or f32 (n) on the CPU. Returns a contiguous
+// An optional per-channel parameter: undefined, or f32 (n) on x's device. Returns a contiguous
 // view (or an undefined tensor).
 Tensor check_param(const char* op, const char* arg, const Tensor& t, int64_t n, const char* what) {
   if (!t.defined()) return t;
@@ -60,7 +63,7 @@ Tensor check_param(const char* op, const char* arg, const Tensor& t, int64_t n, 
 Tensor group_norm(const Tensor& x_in, int groups, const Tensor& weight, const Tensor& bias,
                   float eps) {
   const char* op = "group_norm";
-  require_cpu(op, {&x_in, &weight, &bias});
+  const Device dev = common_device(op, {&x_in, &weight, &bias});
   require_f32(op, "x", x_in);
   KILN_ARG(x_in.ndim() >= 2, op, "x has shape ", x_in.shape().str(),
            ", expected (N, C, *) with at least 2 dims");
@@ -70,6 +73,7 @@ Tensor group_norm(const Tensor& x_in, int groups, const Tensor& weight, const Te
   KILN_ARG(eps >= 0.f, op, "eps ", eps, " must be >= 0");
   const Tensor w = check_param(op, "weight", weight, C, "the channels of x");
   const Tensor b = check_param(op, "bias", bias, C, "the channels of x");
+  if (dev.is_cuda()) return cuda_ops::group_norm(x_in, groups, w, b, eps);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);
   if (x.numel() == 0) return out;
@@ -104,13 +108,14 @@ Tensor group_norm(const Tensor& x_in, int groups, const Tensor& weight, const Te
 
 Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, float eps) {
   const char* op = "layer_norm";
-  require_cpu(op, {&x_in, &weight, &bias});
+  const Device dev = common_device(op, {&x_in, &weight, &bias});
   require_f32(op, "x", x_in);
   KILN_ARG(x_in.ndim() >= 1, op, "x is a 0-dim tensor; layer_norm normalises the last dim");
   KILN_ARG(eps >= 0.f, op, "eps ", eps, " must be >= 0");
   const int64_t D = x_in.size(-1);
   const Tensor w = check_param(op, "weight", weight, D, "the last dim of x");
   const Tensor b = check_param(op, "bias", bias, D, "the last dim of x");
+  if (dev.is_cuda()) return cuda_ops::layer_norm(x_in, w, b, eps);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);
   if (x.numel() == 0) return out;
@@ -140,12 +145,13 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
 // torch.nn.functional.rms_norm: x * rsqrt(mean(x^2) + eps) * weight.
 Tensor rms_norm(const Tensor& x_in, const Tensor& weight, float eps) {
   const char* op = "rms_norm";
-  require_cpu(op, {&x_in, &weight});
+  const Device dev = common_device(op, {&x_in, &weight});
   require_f32(op, "x", x_in);
   KILN_ARG(x_in.ndim() >= 1, op, "x is a 0-dim tensor; rms_norm normalises the last dim");
   KILN_ARG(eps >= 0.f, op, "eps ", eps, " must be >= 0");
   const int64_t D = x_in.size(-1);
   const Tensor w = check_param(op, "weight", weight, D, "the last dim of x");
+  if (dev.is_cuda()) return cuda_ops::rms_norm(x_in, w, eps);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);
   if (x.numel() == 0) return out;

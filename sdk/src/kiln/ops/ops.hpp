@@ -1,7 +1,9 @@
 // The op set. Every op validates shapes/dtypes with a message naming the op and the offending
-// argument, has a CPU implementation (the reference: f32 compute, OpenMP-parallel), and will
-// get CUDA dispatch in the CUDA backend issue; an op on a device it has no kernel for throws
-// Status::unsupported naming the op — it never silently copies to the host.
+// argument (the same on every device), has a CPU implementation (the reference: f32 compute,
+// OpenMP-parallel), and may dispatch CUDA tensors to a kernel of kernels/cuda through
+// kiln/cuda/cuda_ops.hpp (docs/cuda.md lists which). An op on a device it has no kernel for
+// throws Status::unsupported naming the op and the device — it never silently copies to the
+// host; inputs on different devices are an invalid_argument error.
 //
 // Conventions: activations are f32. Weight arguments (linear, conv) may also be f16, bf16 or
 // fp8 (converted on the fly). Layout follows PyTorch: NC(D)HW for convs, (B, H, L, D) for
@@ -17,7 +19,11 @@
 
 namespace kiln::ops {
 
-// Throws Status::unsupported "[op] no <device> kernel" unless every defined tensor is on the CPU.
+// The device of the defined tensors (the CPU when none is defined); throws invalid_argument
+// "[op] inputs on cpu and cuda:0 ..." when they are on different devices.
+Device common_device(const char* op, std::initializer_list<const Tensor*> tensors);
+// common_device(), then Status::unsupported "[op] no <device> kernel for this op yet" unless
+// it is the CPU: the guard of ops without a CUDA kernel.
 void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors);
 // Throws invalid_argument unless t is defined, f32 and (optionally) of rank `ndim`.
 void require_f32(const char* op, const char* arg, const Tensor& t, int ndim = -1);

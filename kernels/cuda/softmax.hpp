@@ -1,0 +1,21 @@
+// Softmax over the last dim of contiguous f32 rows: y = exp(x - max) / sum(exp(x - max)).
+// One warp per row up to 1024 columns, one block per row beyond; any length. An all -inf row
+// gives NaN, as on the CPU and in torch.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+
+namespace kiln::kernels::cuda {
+
+struct SoftmaxParams {
+  const float* x = nullptr;  // (rows, cols) contiguous
+  float* y = nullptr;        // (rows, cols) contiguous
+  int64_t rows = 0, cols = 0;
+};
+std::string can_implement(const SoftmaxParams& p);
+cudaError_t launch_softmax_last_dim(const SoftmaxParams& p, cudaStream_t stream);
+
+}  // namespace kiln::kernels::cuda

@@ -1,0 +1,26 @@
+// Linked when kiln is built without CUDA. No CUDA tensor can be allocated then, but a borrowed
+// storage may still claim a CUDA device: every entry point answers "unsupported".
+#include "kiln/cuda/cuda_ops.hpp"
+
+namespace kiln::cuda_ops {
+
+namespace {
+[[noreturn]] void no_cuda(const char* op) {
+  fail(Status::unsupported, "CUDA tensors need a CUDA build of kiln (configure with KILN_CUDA=ON)",
+       op);
+}
+}  // namespace
+
+Stream op_stream(Device d) { return Stream{d, nullptr}; }
+void copy_cast(Tensor&, const Tensor&) { no_cuda("copy"); }
+Tensor unary(const char* op, UnaryOp, const Tensor&, float, float) { no_cuda(op); }
+Tensor binary(const char* op, BinaryOp, const Tensor&, const Tensor&, const Shape&) { no_cuda(op); }
+Tensor where(const Tensor&, const Tensor&, const Tensor&, const Shape&) { no_cuda("where"); }
+Tensor softmax_last_dim(const Tensor&) { no_cuda("softmax"); }
+Tensor layer_norm(const Tensor&, const Tensor&, const Tensor&, float) { no_cuda("layer_norm"); }
+Tensor rms_norm(const Tensor&, const Tensor&, float) { no_cuda("rms_norm"); }
+Tensor group_norm(const Tensor&, int, const Tensor&, const Tensor&, float) {
+  no_cuda("group_norm");
+}
+
+}  // namespace kiln::cuda_ops
