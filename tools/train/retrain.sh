@@ -4,7 +4,9 @@
 # 1. builds kiln-scenes (tools/data) unless KILN_SCENES names a built one,
 # 2. writes TRAIN_SAMPLES (default 400000) scenes, seeds 0.., as JOBS parallel packs,
 # 3. runs train.py: tokenizer -> VAE -> text encoder + U-Net -> models/kiln-mini (fp16),
-#    previews of held-out prompts and loss curves in WORK_DIR.
+#    previews of held-out prompts and loss curves in WORK_DIR, and 256 held-out scenes
+#    round-tripped through the VAE in WORK_DIR/vae_check (scored when KILN_QUALITY names a
+#    built kiln-quality: the VAE must keep the shapes, or no denoiser can draw them).
 # Needs a CUDA GPU with PyTorch, diffusers, transformers, safetensors, regex, matplotlib.
 # Held-out prompts (never trained on): tests/quality/heldout_prompts.jsonl.
 set -euo pipefail
@@ -35,7 +37,14 @@ wait
 for p in "${packs[@]}"; do
   [ -f "$p/pack.json" ] || { echo "retrain.sh: scene generation failed: $p" >&2; exit 1; }
 done
+# Held-out scenes (seeds 3*10^9..) that check_vae round-trips through the VAE.
+[ -d "$work/vae_check_gt" ] || "$scenes" --count 256 --seed 3000000000 --size 64 \
+    --out "$work/vae_check_gt" >/dev/null
 python3 "$root/tools/train/train.py" --packs "${packs[@]}" \
   --heldout "$root/tests/quality/heldout_prompts.jsonl" --work "$work" \
   --out "${KILN_MINI_OUT:-$root/models/kiln-mini}" "$@"
 python3 "$root/tools/train/plots.py" "$work"
+# The VAE's ceiling on adherence, when kiln-quality is at hand (KILN_QUALITY=path).
+if [ -n "${KILN_QUALITY:-}" ] && [ -d "$work/vae_check" ]; then
+  "$KILN_QUALITY" score "$work/vae_check"
+fi

@@ -101,6 +101,33 @@ def stage_vae(images: torch.Tensor, work: Path, a) -> None:
     vae.register_to_config(scaling_factor=sf)
     print(f"vae: latent mean {z.mean():.4f} std {z.std():.4f} -> scaling_factor {sf:.5f}", flush=True)
     vae.save_pretrained(work / "vae")
+    check_vae(vae, work)
+
+
+def check_vae(vae, work: Path) -> None:
+    """Round-trips the scenes of WORK/vae_check_gt (kiln-scenes PNG + JSON, written by
+    retrain.sh) through the VAE into WORK/vae_check, JSONs alongside, so that
+    `kiln-quality score WORK/vae_check` measures what the VAE alone keeps of the shapes: the
+    ceiling of the whole model's adherence."""
+    gt = work / "vae_check_gt"
+    if not gt.is_dir():
+        return
+    from PIL import Image
+    out = work / "vae_check"
+    out.mkdir(exist_ok=True)
+    dev = next(vae.parameters()).device
+    errs = []
+    for png in sorted(gt.glob("*.png")):
+        x = torch.from_numpy(np.asarray(Image.open(png).convert("RGB")).copy()).to(dev)[None]
+        with torch.no_grad():
+            y = vae.decode(vae.encode(to_pixels(x)).latent_dist.mean).sample.clamp(-1, 1)
+        errs.append(F.mse_loss(y, to_pixels(x)).item())
+        img = ((y[0].permute(1, 2, 0).float().cpu().numpy() + 1) * 127.5).round()
+        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(out / png.name)
+        (out / png.with_suffix(".json").name).write_text(png.with_suffix(".json").read_text())
+    if errs:
+        print(f"vae check: {len(errs)} held-out scenes, reconstruction PSNR "
+              f"{10 * math.log10(4.0 / float(np.mean(errs))):.2f} dB -> {out}", flush=True)
 
 
 # ---------------------------------------------------------------- denoiser
