@@ -14,24 +14,6 @@
 namespace kiln {
 namespace {
 
-// Row-major multi-index of flat position i in `shape`.
-std::vector<int64_t> unravel(int64_t i, const Shape& shape) {
-  std::vector<int64_t> idx(static_cast<size_t>(shape.size()));
-  for (int d = shape.size() - 1; d >= 0; --d) {
-    idx[d] = i % shape[d];
-    i /= shape[d];
-  }
-  return idx;
-}
-
-// Value of `t` (logical shape, values `v`) broadcast at multi-index idx of `out`.
-double bcast_at(const Shape& ts, const std::vector<double>& v, const std::vector<int64_t>& idx) {
-  int64_t flat = 0;
-  const int lead = static_cast<int>(idx.size()) - ts.size();
-  for (int d = 0; d < ts.size(); ++d) flat = flat * ts[d] + (ts[d] == 1 ? 0 : idx[lead + d]);
-  return v[flat];
-}
-
 using BinFn = Tensor (*)(const Tensor&, const Tensor&);
 
 void check_binary(const Tensor& a, const Tensor& b, const Shape& expect_shape) {
@@ -54,8 +36,8 @@ void check_binary(const Tensor& a, const Tensor& b, const Shape& expect_shape) {
     ASSERT_EQ(out.shape(), expect_shape);
     std::vector<double> ref(static_cast<size_t>(out.numel()));
     for (int64_t i = 0; i < out.numel(); ++i) {
-      const auto idx = unravel(i, expect_shape);
-      ref[i] = op.ref(bcast_at(a.shape(), av, idx), bcast_at(b.shape(), bv, idx));
+      const auto idx = test::unravel(i, expect_shape);
+      ref[i] = op.ref(test::bcast_at(a.shape(), av, idx), test::bcast_at(b.shape(), bv, idx));
     }
     EXPECT_TRUE(test::all_close(out, ref, 0, 1.2e-7));
   }

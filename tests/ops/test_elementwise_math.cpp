@@ -143,24 +143,6 @@ TEST(ElementwiseMath, Compare) {
   EXPECT_EQ(test::to_doubles(ops::compare(n, ops::Cmp::ne, 0.5f))[0], 1.0);
 }
 
-// Row-major multi-index of flat position i in `shape`.
-std::vector<int64_t> unravel(int64_t i, const Shape& shape) {
-  std::vector<int64_t> idx(static_cast<size_t>(shape.size()));
-  for (int d = shape.size() - 1; d >= 0; --d) {
-    idx[d] = i % shape[d];
-    i /= shape[d];
-  }
-  return idx;
-}
-
-// Value of a tensor of logical shape `ts` (values `v`) broadcast at multi-index idx of the output.
-double bcast_at(const Shape& ts, const std::vector<double>& v, const std::vector<int64_t>& idx) {
-  int64_t flat = 0;
-  const int lead = static_cast<int>(idx.size()) - ts.size();
-  for (int d = 0; d < ts.size(); ++d) flat = flat * ts[d] + (ts[d] == 1 ? 0 : idx[lead + d]);
-  return v[flat];
-}
-
 void check_where(const Tensor& cond, const Tensor& a, const Tensor& b, const Shape& expect) {
   SCOPED_TRACE(::testing::Message()
                << cond.shape().str() << " " << a.shape().str() << " " << b.shape().str());
@@ -169,9 +151,9 @@ void check_where(const Tensor& cond, const Tensor& a, const Tensor& b, const Sha
   const auto cv = test::to_doubles(cond), av = test::to_doubles(a), bv = test::to_doubles(b);
   std::vector<double> r(static_cast<size_t>(out.numel()));
   for (int64_t i = 0; i < out.numel(); ++i) {
-    const auto idx = unravel(i, expect);
-    r[i] = bcast_at(cond.shape(), cv, idx) != 0 ? bcast_at(a.shape(), av, idx)
-                                                : bcast_at(b.shape(), bv, idx);
+    const auto idx = test::unravel(i, expect);
+    r[i] = test::bcast_at(cond.shape(), cv, idx) != 0 ? test::bcast_at(a.shape(), av, idx)
+                                                : test::bcast_at(b.shape(), bv, idx);
   }
   EXPECT_TRUE(test::all_close(out, r, 0, 0));
 }

@@ -37,6 +37,22 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, float lo, float hi) {
   return t;
 }
 
+std::vector<int64_t> unravel(int64_t i, const Shape& shape) {
+  std::vector<int64_t> idx(static_cast<size_t>(shape.size()));
+  for (int d = shape.size() - 1; d >= 0; --d) {
+    idx[d] = i % shape[d];
+    i /= shape[d];
+  }
+  return idx;
+}
+
+double bcast_at(const Shape& ts, const std::vector<double>& v, const std::vector<int64_t>& idx) {
+  int64_t flat = 0;
+  const int lead = static_cast<int>(idx.size()) - ts.size();
+  for (int d = 0; d < ts.size(); ++d) flat = flat * ts[d] + (ts[d] == 1 ? 0 : idx[lead + d]);
+  return v[static_cast<size_t>(flat)];
+}
+
 std::vector<double> to_doubles(const Tensor& t) {
   Tensor c = t.to(Device::cpu()).contiguous();
   std::vector<double> out(static_cast<size_t>(c.numel()));

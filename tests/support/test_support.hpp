@@ -32,6 +32,11 @@ struct TempDir {
 Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.f, float hi = 1.f);
 // Element values as double, in logical (row-major) order, whatever the strides/dtype.
 std::vector<double> to_doubles(const Tensor& t);
+// Row-major multi-index of flat position i in `shape`.
+std::vector<int64_t> unravel(int64_t i, const Shape& shape);
+// Value of a tensor of logical shape `ts` (row-major values `v`) broadcast, numpy style, at
+// multi-index `idx` of a larger output: references for broadcasting ops.
+double bcast_at(const Shape& ts, const std::vector<double>& v, const std::vector<int64_t>& idx);
 
 struct Diff {
   double max_abs = 0, rel_l2 = 0;  // max |a-b|; ||a-b|| / ||b||

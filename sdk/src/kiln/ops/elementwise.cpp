@@ -3,6 +3,7 @@
 // formulas are torch's docs). CUDA tensors go to kernels/cuda/elementwise.cu and softmax.cu
 // (through kiln/cuda/cuda_ops.hpp) after the same validation.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -52,6 +53,34 @@ bool is_trailing_broadcast(const Tensor& small, const Shape& full) {
   return true;
 }
 
+// Walks the rows (every dim but the last) of `shape` (n elements) in parallel and calls
+// row_fn(r, off) for row r, off[k] being operand k's element offset of the row's first element.
+// The operands are already expanded to `shape`, so broadcast dims have stride 0.
+template <size_t N, typename RowFn>
+void for_each_row(const Shape& shape, int64_t n, const std::array<const Tensor*, N>& xs,
+                  RowFn row_fn) {
+  const int nd = shape.size();
+  const int64_t inner = nd ? shape[nd - 1] : 1;
+  parallel_for(n / inner, std::max<int64_t>(1, kGrain / inner), [&](int64_t r0, int64_t r1) {
+    int64_t idx[kMaxDims] = {};
+    int64_t rem = r0;
+    for (int d = nd - 2; d >= 0; --d) {
+      idx[d] = rem % shape[d];
+      rem /= shape[d];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      std::array<int64_t, N> off{};
+      for (int d = 0; d < nd - 1; ++d)
+        for (size_t k = 0; k < N; ++k) off[k] += idx[d] * xs[k]->stride(d);
+      row_fn(r, off);
+      for (int d = nd - 2; d >= 0; --d) {  // advance the row index
+        if (++idx[d] < shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
 template <BinOp O>
 Tensor binary(const char* op, const Tensor& a, const Tensor& b) {
   const Device dev = common_device(op, {&a, &b});
@@ -91,35 +120,16 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b) {
     });
     return out;
   }
-  // General case: both operands viewed with broadcast (stride 0) strides over `shape`; the
-  // innermost dim is the inner loop, the outer dims are walked with an index counter.
+  // General case: both operands viewed with broadcast (stride 0) strides over `shape`.
   const Tensor ax = a.expand(shape), bx = b.expand(shape);
   const int nd = shape.size();
   const int64_t inner = nd ? shape[nd - 1] : 1;
   const int64_t sa = nd ? ax.stride(nd - 1) : 0, sb = nd ? bx.stride(nd - 1) : 0;
-  const int64_t rows = n / inner;
-  parallel_for(rows, std::max<int64_t>(1, kGrain / inner), [&](int64_t r0, int64_t r1) {
-    int64_t idx[kMaxDims] = {};
-    int64_t rem = r0;
-    for (int d = nd - 2; d >= 0; --d) {
-      idx[d] = rem % shape[d];
-      rem /= shape[d];
-    }
-    for (int64_t r = r0; r < r1; ++r) {
-      int64_t oa = 0, ob = 0;
-      for (int d = 0; d < nd - 1; ++d) {
-        oa += idx[d] * ax.stride(d);
-        ob += idx[d] * bx.stride(d);
-      }
-      const float* ra = pa + oa;
-      const float* rb = pb + ob;
-      float* ro = po + r * inner;
-      for (int64_t i = 0; i < inner; ++i) ro[i] = apply<O>(ra[i * sa], rb[i * sb]);
-      for (int d = nd - 2; d >= 0; --d) {  // advance the row index
-        if (++idx[d] < shape[d]) break;
-        idx[d] = 0;
-      }
-    }
+  for_each_row<2>(shape, n, {&ax, &bx}, [&](int64_t r, const std::array<int64_t, 2>& off) {
+    const float* ra = pa + off[0];
+    const float* rb = pb + off[1];
+    float* ro = po + r * inner;
+    for (int64_t i = 0; i < inner; ++i) ro[i] = apply<O>(ra[i * sa], rb[i * sb]);
   });
   return out;
 }
@@ -276,28 +286,10 @@ Tensor where(const Tensor& cond_in, const Tensor& a, const Tensor& b) {
   const int64_t inner = nd ? shape[nd - 1] : 1;
   const int64_t sc = nd ? cx.stride(nd - 1) : 0, sa = nd ? ax.stride(nd - 1) : 0,
                 sb = nd ? bx.stride(nd - 1) : 0;
-  parallel_for(n / inner, std::max<int64_t>(1, kGrain / inner), [&](int64_t r0, int64_t r1) {
-    int64_t idx[kMaxDims] = {};
-    int64_t rem = r0;
-    for (int d = nd - 2; d >= 0; --d) {
-      idx[d] = rem % shape[d];
-      rem /= shape[d];
-    }
-    for (int64_t r = r0; r < r1; ++r) {
-      int64_t oc = 0, oa = 0, ob = 0;
-      for (int d = 0; d < nd - 1; ++d) {
-        oc += idx[d] * cx.stride(d);
-        oa += idx[d] * ax.stride(d);
-        ob += idx[d] * bx.stride(d);
-      }
-      float* ro = po + r * inner;
-      for (int64_t i = 0; i < inner; ++i)
-        ro[i] = pc[oc + i * sc] != 0.f ? pa[oa + i * sa] : pb[ob + i * sb];
-      for (int d = nd - 2; d >= 0; --d) {
-        if (++idx[d] < shape[d]) break;
-        idx[d] = 0;
-      }
-    }
+  for_each_row<3>(shape, n, {&cx, &ax, &bx}, [&](int64_t r, const std::array<int64_t, 3>& off) {
+    float* ro = po + r * inner;
+    for (int64_t i = 0; i < inner; ++i)
+      ro[i] = pc[off[0] + i * sc] != 0.f ? pa[off[1] + i * sa] : pb[off[2] + i * sb];
   });
   return out;
 }
