@@ -8,6 +8,7 @@
 
 #include "cuda/cast.hpp"
 #include "cuda/elementwise.hpp"
+#include "cuda/gemm_cublaslt.hpp"
 #include "cuda/norm.hpp"
 #include "cuda/softmax.hpp"
 #include "kiln/core/storage.hpp"
@@ -153,8 +154,9 @@ TEST(CudaDispatch, MixedDevicesAreAnError) {
 
 TEST(CudaDispatch, OpsWithoutACudaKernelSayWhich) {
   const Tensor d = fake_cuda({4, 8});
-  EXPECT_TRUE(test::throws_error([&] { ops::matmul(d, d.transpose(0, 1)); }, Status::unsupported,
-                                 {"[matmul]", "no cuda:0 kernel"}));
+  const int last[] = {1};
+  EXPECT_TRUE(test::throws_error([&] { ops::amax(d, last); }, Status::unsupported,
+                                 {"[amax]", "no cuda:0 kernel"}));
   const int dims[] = {1};
   EXPECT_TRUE(test::throws_error([&] { ops::sum(d, dims); }, Status::unsupported,
                                  {"[sum]", "no cuda:0 kernel"}));
@@ -172,4 +174,154 @@ TEST(CudaDispatch, ValidationPrecedesDispatch) {
                                  Status::invalid_argument, {"[group_norm]", "groups = 4"}));
   EXPECT_TRUE(test::throws_error([&] { ops::clamp(d, std::nullopt, std::nullopt); },
                                  Status::invalid_argument, {"[clamp]"}));
+}
+
+// matmul/linear validate shapes and dtypes before dispatch, with the CPU op's messages.
+TEST(CudaDispatch, GemmValidationPrecedesDispatch) {
+  const Tensor a = fake_cuda({2, 3, 5});
+  EXPECT_TRUE(test::throws_error(
+      [&] {
+        ops::matmul(a, fake_cuda({4, 7}));
+      },
+      Status::invalid_argument, {"[matmul]", "inner dims differ"}));
+  EXPECT_TRUE(test::throws_error(
+      [&] {
+        ops::matmul(a, fake_cuda({4, 5, 7}));
+      },
+      Status::invalid_argument, {"matmul"}));  // batch 2 vs 4
+  EXPECT_TRUE(test::throws_error(
+      [&] {
+        ops::matmul(fake_cuda({3, 5}, DType::f16), fake_cuda({5, 2}, DType::bf16));
+      },
+      Status::invalid_argument, {"[matmul]", "b is bf16 but a is f16"}));
+  EXPECT_TRUE(test::throws_error(
+      [&] {
+        ops::matmul(fake_cuda({3, 5}, DType::bf16), fake_cuda({5, 2}));
+      },
+      Status::invalid_argument, {"[matmul]", "b is f32 but a is bf16"}));
+  EXPECT_TRUE(test::throws_error(
+      [&] {
+        ops::matmul(fake_cuda({3, 5}, DType::i32), fake_cuda({5, 2}));
+      },
+      Status::invalid_argument, {"[matmul]", "a is i32"}));
+  const Tensor w = fake_cuda({7, 5});
+  EXPECT_TRUE(test::throws_error(
+      [&] {
+        ops::linear(fake_cuda({3, 4}), w);
+      },
+      Status::invalid_argument, {"[linear]", "in_features 5"}));
+  EXPECT_TRUE(test::throws_error([&] { ops::linear(a, w, fake_cuda({6})); },
+                                 Status::invalid_argument, {"[linear]", "out_features 7"}));
+  EXPECT_TRUE(test::throws_error([&] { ops::linear(a, fake_cuda({7})); }, Status::invalid_argument,
+                                 {"[linear]", "weight must be 2-D"}));
+  // The CPU keeps its f32-only contract for activations.
+  EXPECT_TRUE(test::throws_error(
+      [&] {
+        ops::linear(test::random_tensor({3, 5}, 1).to(DType::f16), test::random_tensor({7, 5}, 2));
+      },
+      Status::invalid_argument, {"[linear]", "x is f16"}));
+}
+
+namespace {
+// A valid (M, N, K) = (33, 77, 320) f32 GEMM with a transposed B, batched 6 times.
+kc::GemmParams gemm_case() {
+  alignas(256) static float buf[64];
+  kc::GemmParams p;
+  p.a = buf, p.b = buf + 8, p.d = buf + 16;
+  p.m = 33, p.n = 77, p.k = 320;
+  p.lda = 320, p.ldb = 320, p.trans_b = true, p.ldd = 77;
+  p.batch = 6, p.stride_a = 0, p.stride_b = 77 * 320, p.stride_d = 33 * 77;
+  return p;
+}
+}  // namespace
+
+TEST(CudaCanImplement, Gemm) {
+  kc::GemmParams p = gemm_case();
+  EXPECT_EQ(kc::can_implement(p), "");
+  p.ldb = 100;  // B stored (N, K) = (77, 320): rows of 320 cannot have a leading dim of 100
+  EXPECT_NE(kc::can_implement(p).find("ldb 100 < 320"), std::string::npos);
+  p = gemm_case();
+  p.k = 0;
+  EXPECT_NE(kc::can_implement(p).find("K = 0"), std::string::npos);
+  p = gemm_case();
+  p.stride_d = 0;  // every batch item written to one matrix
+  EXPECT_NE(kc::can_implement(p).find("overlap"), std::string::npos);
+  p = gemm_case();
+  p.batch = int64_t{1} << 31;
+  EXPECT_NE(kc::can_implement(p).find("batch count"), std::string::npos);
+  p = gemm_case();
+  p.a = reinterpret_cast<const char*>(p.a) + 2;  // not a multiple of 4 bytes
+  EXPECT_NE(kc::can_implement(p).find("aligned"), std::string::npos);
+  p = gemm_case();
+  p.workspace_bytes = 1024;
+  EXPECT_NE(kc::can_implement(p).find("workspace"), std::string::npos);
+  p = gemm_case();
+  p.m = 0;  // empty output: nothing to do, even with null pointers
+  p.a = nullptr;
+  EXPECT_EQ(kc::can_implement(p), "");
+}
+
+// The views read in place (row-major with a leading-dim stride, plain transposes) and the ones
+// made contiguous first, mirroring the CPU op's rule.
+TEST(CudaCanImplement, GemmOperandViews) {
+  auto eq = [](kc::GemmOperand g, bool ok, bool trans, int64_t ld) {
+    return g.ok == ok && (!ok || (g.trans == trans && g.ld == ld));
+  };
+  EXPECT_TRUE(eq(kc::gemm_operand(7, 33, 33, 1), true, false, 33));  // contiguous
+  EXPECT_TRUE(eq(kc::gemm_operand(7, 33, 40, 1), true, false, 40));  // column slice of (7, 40)
+  EXPECT_TRUE(eq(kc::gemm_operand(7, 33, 1, 7), true, true, 7));     // transpose of (33, 7)
+  EXPECT_TRUE(eq(kc::gemm_operand(1, 33, 0, 1), true, false, 33));   // single row, any stride
+  EXPECT_TRUE(eq(kc::gemm_operand(7, 1, 1, 0), true, true, 7));      // single column
+  EXPECT_TRUE(eq(kc::gemm_operand(7, 33, 66, 2), false, false, 0));  // every other column
+  EXPECT_TRUE(eq(kc::gemm_operand(7, 33, 0, 1), false, false, 0));   // broadcast rows overlap
+}
+
+TEST(CudaCanImplement, GemmAlgoKey) {
+  const kc::GemmParams p = gemm_case();
+  const kc::GemmAlgoKey k = kc::gemm_algo_key(p, 0);
+  EXPECT_EQ(k, kc::gemm_algo_key(p, 0));
+  EXPECT_EQ(kc::GemmAlgoKeyHash()(k), kc::GemmAlgoKeyHash()(kc::gemm_algo_key(p, 0)));
+  EXPECT_EQ(k.align_a, 256u);  // buf is 256-aligned and A is broadcast (stride 0)
+  EXPECT_EQ(k.align_b, 32u);   // buf + 8 floats; stride 77 * 320 * 4 bytes = 2^8 * 385 keeps 32
+  EXPECT_EQ(k.align_d, 4u);    // stride 33 * 77 floats: odd, so 4 bytes
+  EXPECT_FALSE(k.bias);
+  EXPECT_NE(k, kc::gemm_algo_key(p, 1));  // another device
+  kc::GemmParams q = p;
+  q.n = 78;
+  EXPECT_NE(k, kc::gemm_algo_key(q, 0));
+  q = p;
+  q.type = kc::ElemType::bf16;
+  EXPECT_NE(k, kc::gemm_algo_key(q, 0));
+  q = p;
+  q.batch = 1;  // unbatched: D's alignment is its pointer's (buf + 16 floats: 64 bytes)
+  kc::GemmParams r = q;
+  r.d = reinterpret_cast<char*>(q.d) + 4;  // same shape, 4-aligned D: may need another algorithm
+  EXPECT_EQ(kc::gemm_algo_key(q, 0).align_d, 64u);
+  EXPECT_EQ(kc::gemm_algo_key(r, 0).align_d, 4u);
+  EXPECT_NE(kc::gemm_algo_key(q, 0), kc::gemm_algo_key(r, 0));
+  q = p;
+  q.bias = p.d;
+  EXPECT_NE(k, kc::gemm_algo_key(q, 0));
+  // Unbatched GEMMs ignore the batch strides (cuBLASLt never reads them).
+  q = p;
+  q.batch = 1;
+  r = q;
+  r.stride_b = 5;
+  EXPECT_EQ(kc::gemm_algo_key(q, 0), kc::gemm_algo_key(r, 0));
+  EXPECT_EQ(kc::gemm_alignment(reinterpret_cast<const void*>(uintptr_t{4096}), 0), 256u);
+  EXPECT_EQ(kc::gemm_alignment(reinterpret_cast<const void*>(uintptr_t{4096 + 6}), 0), 2u);
+  EXPECT_EQ(kc::gemm_alignment(reinterpret_cast<const void*>(uintptr_t{4096}), 24), 8u);
+}
+
+// cuBLAS's status names come from cublasLtGetStatusName/String, which need no device.
+TEST(CudaCanImplement, GemmErrorMessage) {
+  kc::GemmParams p = gemm_case();
+  p.type = kc::ElemType::bf16;
+  const std::string m =
+      kc::gemm_error_message(p, kc::GemmStatus{"cublasLtMatmul", CUBLAS_STATUS_NOT_SUPPORTED});
+  for (const char* part : {"cublasLtMatmul failed", "CUBLAS_STATUS_NOT_SUPPORTED", "bf16 gemm",
+                           "M=33 N=77 K=320", "op(A)=N lda=320 op(B)=T ldb=320 ldd=77",
+                           "batch=6 (strides a=0 b=24640 d=2541)", "no bias"})
+    EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
+  EXPECT_TRUE(kc::GemmStatus{}.ok());
 }

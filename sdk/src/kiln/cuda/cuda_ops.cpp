@@ -4,10 +4,13 @@
 
 #include <cuda_runtime_api.h>
 
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "cuda/cast.hpp"
 #include "cuda/elementwise.hpp"
+#include "cuda/gemm_cublaslt.hpp"
 #include "cuda/norm.hpp"
 #include "cuda/softmax.hpp"
 
@@ -195,6 +198,141 @@ Tensor group_norm(const Tensor& x_in, int groups, const Tensor& weight, const Te
   p.eps = eps;
   require_implementable(kc::can_implement(p), op, d);
   check_launch(kc::launch_group_norm(p, prepare(d, op)), op);
+  return out;
+}
+
+namespace {
+
+// cuBLASLt's workspace: 32 MiB per device, NVIDIA's recommendation for Hopper (cuBLAS docs,
+// cublasSetWorkspace: 32 MiB on sm_90, 4 MiB before), allocated once from the backend and kept
+// for the process. One per device suffices while all of a device's GEMMs are queued on
+// op_stream() (see gemm_cublaslt.hpp).
+constexpr size_t kGemmWorkspaceBytes = size_t{32} << 20;
+
+void* gemm_workspace(Device d) {
+  static std::mutex mu;
+  static std::map<int, void*> workspaces;
+  std::lock_guard lock(mu);
+  void*& w = workspaces[d.index];
+  if (!w) w = backend_for(d).allocate(d.index, kGemmWorkspaceBytes);
+  return w;
+}
+
+// A view whose last two dims cuBLASLt reads in place; otherwise a contiguous copy.
+struct GemmInput {
+  Tensor t;
+  kc::GemmOperand view;
+};
+GemmInput gemm_input(const Tensor& t) {
+  kc::GemmOperand v = kc::gemm_operand(t.size(-2), t.size(-1), t.stride(-2), t.stride(-1));
+  if (v.ok) return {t, v};
+  Tensor c = t.contiguous();
+  return {c, kc::gemm_operand(c.size(-2), c.size(-1), c.stride(-2), c.stride(-1))};
+}
+
+// cuBLAS status -> kiln error: "[matmul] a (2, 33, 77) @ b (77, 7) on cuda:0: cublasLtMatmul
+// failed: CUBLAS_STATUS_... (...) for f32 gemm M=33 ...".
+void check_gemm(const kc::GemmStatus& st, const kc::GemmParams& p, const char* op,
+                const std::string& what) {
+  if (st.ok()) return;
+  cudaGetLastError();  // a failed launch inside cuBLASLt must not be reported by the next op
+  const Status s = st.status == CUBLAS_STATUS_ALLOC_FAILED    ? Status::out_of_memory
+                   : st.status == CUBLAS_STATUS_NOT_SUPPORTED ? Status::unsupported
+                                                              : Status::device_error;
+  fail(s, str(what, ": ", kc::gemm_error_message(p, st)), op);
+}
+
+const char* byte_ptr(const Tensor& t) {
+  return static_cast<const char*>(t.raw_data());
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in, const Shape& batch) {
+  const char* op = "matmul";
+  const Device d = a_in.device();
+  const std::string what =
+      str("a ", a_in.shape().str(), " @ b ", b_in.shape().str(), " on ", d.str());
+  kc::GemmParams p;
+  p.type = elem_type(a_in.dtype(), op, d);
+  const GemmInput a = gemm_input(a_in), b = gemm_input(b_in);
+  p.m = a.t.size(-2), p.k = a.t.size(-1), p.n = b.t.size(-1);
+  Shape ea = batch, eb = batch, out_shape = batch;
+  ea.push_back(p.m), ea.push_back(p.k);
+  eb.push_back(p.k), eb.push_back(p.n);
+  out_shape.push_back(p.m), out_shape.push_back(p.n);
+  const Tensor ae = a.t.expand(ea), be = b.t.expand(eb);
+  Tensor out = Tensor::empty(out_shape, a_in.dtype(), d);
+  if (out.numel() == 0) return out;
+  cudaStream_t stream = prepare(d, op);
+  if (p.k == 0) {  // empty sums: zeros (all-zero bits in every float type)
+    check_launch(cudaMemsetAsync(out.mutable_raw_data(), 0, out.nbytes(), stream), op);
+    return out;
+  }
+  // Batch dims coalesced over a, b and out (contiguous, so it decides which merge): the last
+  // one left is cuBLASLt's strided batch, the ones before it a loop here. One call unless a
+  // broadcast interrupts the batch, e.g. (2, 1, M, K) @ (1, 3, K, N) is 2 calls of batch 3.
+  int nb = batch.size();
+  int64_t bshape[kMaxDims], sa[kMaxDims], sb[kMaxDims], so[kMaxDims];
+  for (int i = 0; i < nb; ++i) {
+    bshape[i] = batch[i];
+    sa[i] = ae.stride(i), sb[i] = be.stride(i), so[i] = out.stride(i);
+  }
+  int64_t* strides[3] = {sa, sb, so};
+  kc::coalesce_dims(&nb, bshape, strides, 3);
+  p.trans_a = a.view.trans, p.lda = a.view.ld;
+  p.trans_b = b.view.trans, p.ldb = b.view.ld;
+  p.ldd = p.n;
+  if (nb > 0) {
+    p.batch = bshape[nb - 1];
+    p.stride_a = sa[nb - 1], p.stride_b = sb[nb - 1], p.stride_d = so[nb - 1];
+  }
+  p.workspace = gemm_workspace(d);
+  p.workspace_bytes = kGemmWorkspaceBytes;
+  const int64_t es = dtype_nbytes(a_in.dtype(), 1);
+  const char* pa = byte_ptr(ae);
+  const char* pb = byte_ptr(be);
+  char* po = static_cast<char*>(out.mutable_raw_data());
+  p.a = pa, p.b = pb, p.d = po;
+  require_implementable(kc::can_implement(p), op, d);
+  int64_t outer = 1;
+  for (int i = 0; i + 1 < nb; ++i) outer *= bshape[i];
+  for (int64_t i = 0; i < outer; ++i) {
+    int64_t oa = 0, ob = 0, oo = 0;
+    for (int64_t r = i, dim = nb - 2; dim >= 0; --dim) {
+      const int64_t j = r % bshape[dim];
+      r /= bshape[dim];
+      oa += j * sa[dim], ob += j * sb[dim], oo += j * so[dim];
+    }
+    p.a = pa + oa * es, p.b = pb + ob * es, p.d = po + oo * es;
+    check_gemm(kc::launch_gemm_cublaslt(p, stream), p, op, what);
+  }
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const char* op = "linear";
+  const Device d = x.device();
+  const std::string what = str("x ", x.shape().str(), ", weight ", weight.shape().str(), " (",
+                               dtype_name(weight.dtype()), ") on ", d.str());
+  kc::GemmParams p;
+  p.type = elem_type(x.dtype(), op, d);
+  elem_type(weight.dtype(), op, d);  // fp8 weights: unsupported here (no fp8 GEMM yet)
+  const GemmInput xi = gemm_input(x);
+  const GemmInput wi = gemm_input(weight.to(x.dtype()));
+  const Tensor b = bias.defined() ? bias.to(x.dtype()).contiguous() : Tensor();
+  p.m = x.size(0), p.k = x.size(1), p.n = weight.size(0);
+  Tensor out = Tensor::empty({p.m, p.n}, x.dtype(), d);
+  if (out.numel() == 0) return out;
+  // out = x @ W^T: W (out, in) row-major is op(B) with its transpose flag toggled.
+  p.trans_a = xi.view.trans, p.lda = xi.view.ld, p.a = xi.t.raw_data();
+  p.trans_b = !wi.view.trans, p.ldb = wi.view.ld, p.b = wi.t.raw_data();
+  p.d = out.mutable_raw_data(), p.ldd = p.n;
+  p.bias = b.defined() ? b.raw_data() : nullptr;
+  p.workspace = gemm_workspace(d);
+  p.workspace_bytes = kGemmWorkspaceBytes;
+  require_implementable(kc::can_implement(p), op, d);
+  check_gemm(kc::launch_gemm_cublaslt(p, prepare(d, op)), p, op, what);
   return out;
 }
 

@@ -37,4 +37,15 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
 Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias,
                   float eps);
 
+// GEMMs through cuBLASLt (kernels/cuda/gemm_cublaslt.hpp), f32 accumulate.
+// a (..., M, K) @ b (..., K, N), validated: one dtype (f32, f16 or bf16), batch dims
+// broadcastable to `batch` -> new contiguous (*batch, M, N) of that dtype. Transposed views and
+// row-major views with a leading-dimension stride are read in place; any other view of the
+// last two dims is made contiguous first (before the batch broadcast, which never copies).
+Tensor matmul(const Tensor& a, const Tensor& b, const Shape& batch);
+// x (rows, in) f32/f16/bf16 @ weight (out, in)^T + bias (out) -> new contiguous (rows, out) in
+// x's dtype. Weight and bias are converted to x's dtype first when they differ (f32 x: the
+// CPU's widening; f16/bf16 x: rounded to x's type); the bias is the GEMM's epilogue.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
 }  // namespace kiln::cuda_ops

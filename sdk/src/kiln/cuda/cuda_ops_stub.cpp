@@ -23,4 +23,7 @@ Tensor group_norm(const Tensor&, int, const Tensor&, const Tensor&, float) {
   no_cuda("group_norm");
 }
 
+Tensor matmul(const Tensor&, const Tensor&, const Shape&) { no_cuda("matmul"); }
+Tensor linear(const Tensor&, const Tensor&, const Tensor&) { no_cuda("linear"); }
+
 }  // namespace kiln::cuda_ops

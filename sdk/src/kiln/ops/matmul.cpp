@@ -1,9 +1,12 @@
 // matmul and linear on the CPU: batch dims broadcast, transposed views consumed through the
-// GEMM's trans flags, low-precision weights widened to f32 once per call.
+// GEMM's trans flags, low-precision weights widened to f32 once per call. CUDA tensors go to
+// cuBLASLt (kernels/cuda/gemm_cublaslt.cpp, through kiln/cuda/cuda_ops.hpp) after the same
+// validation; there f16/bf16 activations are accepted too.
 #include <vector>
 
 #include "kiln/core/copy.hpp"
 #include "kiln/core/parallel.hpp"
+#include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/gemm.hpp"
 #include "kiln/ops/ops.hpp"
 
@@ -25,23 +28,54 @@ MatView as_gemm_operand(const Tensor& t) {
   return {};
 }
 
+bool is_half(const Tensor& t) {
+  return t.defined() && (t.dtype() == DType::f16 || t.dtype() == DType::bf16);
+}
+
+// Activations are f32; on CUDA they may also be f16 or bf16 (cuBLASLt, f32 accumulate), one
+// dtype for all of an op's activation operands (`t`, checked against the first one, `first`).
+// The CPU computes f32 activations only.
+void require_activation_dtype(const char* op, Device dev, const char* arg, const Tensor& t,
+                              const char* first_arg, const Tensor& first) {
+  if (!dev.is_cuda() || !t.defined() || !(is_half(t) || is_half(first))) {
+    require_f32(op, arg, t);
+    return;
+  }
+  KILN_ARG(t.dtype() == first.dtype(), op, arg, " is ", dtype_name(t.dtype()), " but ", first_arg,
+           " is ", dtype_name(first.dtype()), "; the operands must share one dtype");
+}
+
+Tensor matmul_cpu(Tensor a, Tensor b, const Shape& batch);
+
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
-  require_cpu("matmul", {&a_in, &b_in});
-  require_f32("matmul", "a", a_in);
-  require_f32("matmul", "b", b_in);
+  const Device dev = common_device("matmul", {&a_in, &b_in});
+  require_activation_dtype("matmul", dev, "a", a_in, "a", a_in);
+  require_activation_dtype("matmul", dev, "b", b_in, "a", a_in);
   KILN_ARG(a_in.ndim() >= 1 && b_in.ndim() >= 1, "matmul", "0-d operands are not supported");
   // Vectors follow torch: a (K) -> (1, K) and b (K) -> (K, 1), the added dim removed after.
   Tensor a = a_in.ndim() == 1 ? a_in.unsqueeze(0) : a_in;
   Tensor b = b_in.ndim() == 1 ? b_in.unsqueeze(1) : b_in;
-  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  const int64_t K = a.size(-1);
   KILN_ARG(b.size(-2) == K, "matmul", "inner dims differ: a ", a_in.shape().str(), " @ b ",
            b_in.shape().str());
   Shape ab, bb;
   for (int i = 0; i < a.ndim() - 2; ++i) ab.push_back(a.size(i));
   for (int i = 0; i < b.ndim() - 2; ++i) bb.push_back(b.size(i));
   Shape batch = broadcast_shapes(ab, bb, "matmul");
+  const Tensor out = dev.is_cuda() ? cuda_ops::matmul(a, b, batch) : matmul_cpu(a, b, batch);
+  if (a_in.ndim() == 1 && b_in.ndim() == 1) return out.reshape({});
+  if (a_in.ndim() == 1) return out.squeeze(-2);
+  if (b_in.ndim() == 1) return out.squeeze(-1);
+  return out;
+}
+
+namespace {
+
+// a (..., M, K) @ b (..., K, N), validated, batch dims broadcast to `batch`.
+Tensor matmul_cpu(Tensor a, Tensor b, const Shape& batch) {
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   Shape ea = batch, eb = batch, out_shape = batch;
   ea.push_back(M); ea.push_back(K);
   eb.push_back(K); eb.push_back(N);
@@ -77,15 +111,14 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   } else {
     for (int64_t i = 0; i < nbatch; ++i) one(i);
   }
-  if (a_in.ndim() == 1 && b_in.ndim() == 1) return out.reshape({});
-  if (a_in.ndim() == 1) return out.squeeze(-2);
-  if (b_in.ndim() == 1) return out.squeeze(-1);
   return out;
 }
 
+}  // namespace
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  require_cpu("linear", {&x, &weight, &bias});
-  require_f32("linear", "x", x);
+  const Device dev = common_device("linear", {&x, &weight, &bias});
+  require_activation_dtype("linear", dev, "x", x, "x", x);
   KILN_ARG(weight.defined() && weight.ndim() == 2, "linear", "weight must be 2-D (out, in), got ",
            weight.defined() ? weight.shape().str() : std::string("undefined"));
   KILN_ARG(dtype_info(weight.dtype()).is_float, "linear", "weight dtype ",
@@ -96,6 +129,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (bias.defined()) {
     KILN_ARG(bias.ndim() == 1 && bias.size(0) == out_f, "linear", "bias ", bias.shape().str(),
              " does not match out_features ", out_f);
+  }
+  if (dev.is_cuda()) {
+    Shape out_shape = x.shape();
+    out_shape[out_shape.size() - 1] = out_f;
+    return cuda_ops::linear(x.reshape({-1, in_f}), weight, bias).reshape(out_shape);
   }
   // Low-precision weights are widened once per call (the CPU computes in f32).
   Tensor w = weight.dtype() == DType::f32 ? weight : weight.to(DType::f32);

@@ -72,9 +72,12 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 
 // ---------------------------------------------------------------- matmul (matmul.cpp)
 // (..., M, K) @ (..., K, N) -> (..., M, N); batch dims broadcast. Transposed views of the last
-// two dims are consumed without a copy.
+// two dims are consumed without a copy. On CUDA (cuBLASLt, f32 accumulate) a and b may also
+// both be f16 or both bf16; the output then has their dtype.
 Tensor matmul(const Tensor& a, const Tensor& b);
-// x (..., in) @ weight (out, in)^T + bias (out) -> (..., out). weight f32/f16/bf16/fp8.
+// x (..., in) @ weight (out, in)^T + bias (out) -> (..., out). weight f32/f16/bf16/fp8 (fp8:
+// CPU only for now). On CUDA x may also be f16 or bf16: weight and bias are rounded to x's
+// dtype, the output has it, and the bias is added in the GEMM's f32 epilogue.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 
 // ---------------------------------------------------------------- convolution (conv.cpp)
