@@ -48,6 +48,14 @@ SCHEDULER = dict(
 TIME_IDS = [IMAGE_SIZE, IMAGE_SIZE, 0, 0, IMAGE_SIZE, IMAGE_SIZE]
 
 
+def set_latent_channels(c: int) -> None:
+    """Latent channels of the VAE, and so the U-Net's input/output channels."""
+    if c < 1:
+        raise ValueError(f"latent channels must be >= 1, got {c}")
+    VAE["latent_channels"] = c
+    UNET["in_channels"] = UNET["out_channels"] = c
+
+
 def make_vae():
     from diffusers import AutoencoderKL
     return AutoencoderKL(**VAE)

@@ -305,6 +305,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--cond-drop", type=float, default=0.1)
+    ap.add_argument("--latent-channels", type=int, default=models.VAE["latent_channels"],
+                    help="VAE latent channels (the U-Net's in/out channels follow)")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the text encoder and U-Net (measure first: bench_step.py)")
     ap.add_argument("--time-limit", type=float, default=0,
@@ -314,6 +316,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
+    models.set_latent_channels(a.latent_channels)
     dev = torch.device(a.device)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
