@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prepares the GPU test run: builds the CUDA test binaries here (this machine has the CUDA
+# toolkit but no GPU) and copies them, with the shared libraries the GPU machine's image lacks,
+# into .gpu/ (ignored by git), which the device call carries:
+#   tools/gpu_prepare.sh                 # then, on the GPU machine (carry [".gpu"]):
+#   bash tools/gpu_run_tests.sh .gpu/bundle.tar.xz $OUT
+# Each test binary links the runtime with its CUDA kernels statically (~4 MB each, 170 MB in
+# all, over the device tool's 64 MiB carry limit), so they travel as one xz archive (~16 MB).
+# The GPU machine has CUDA 13 (cudart, cuBLASLt) in /usr/local/cuda/lib64; what it may lack
+# (libgomp, libstdc++ newer than its own) travels in .gpu/lib.
+# Environment: BUILD_DIR (default build-gpu), JOBS.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+build="${BUILD_DIR:-build-gpu}"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON \
+  -DKILN_CUDA_ARCHS="90a;80" -DKILN_OPENBLAS=OFF -DKILN_ONEDNN=OFF -DKILN_BLAS=kiln \
+  -DKILN_STB=OFF -DKILN_BENCH=OFF -DKILN_APPS=OFF >/dev/null
+cmake --build "$build" -j "${JOBS:-$(nproc)}"
+rm -rf .gpu && mkdir -p .gpu/bin .gpu/lib
+mkdir -p .git/info && { grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude; }
+find "$build/tests" -maxdepth 2 -type f -executable -name '*_test_*' -exec cp {} .gpu/bin/ \;
+for t in .gpu/bin/*; do
+  ldd "$t" | awk '/=> \// {print $3}' | grep -E 'libgomp|libstdc\+\+|libgcc_s' || true
+done | sort -u | xargs -r -I{} cp -L {} .gpu/lib/
+echo "prepared: $(ls .gpu/bin | wc -l) test binaries, libs: $(ls .gpu/lib | tr '\n' ' ')"
+tar -C .gpu -cf - bin lib | xz -T0 -6 > .gpu/bundle.tar.xz
+rm -rf .gpu/bin .gpu/lib
+ls -la .gpu/bundle.tar.xz
