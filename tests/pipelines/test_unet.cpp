@@ -66,6 +66,18 @@ void expect_parity(const UNet2DConditionModel& unet, const std::string& config,
   EXPECT_LE(d.rel_l2, kRelL2);
 }
 
+// Weights that do not fit the config: the strict binder's error names the config they were
+// checked against (models/bind_weights), not just the keys.
+TEST(UNetLoad, MismatchedWeightsNameTheConfig) {
+  TempDir t;
+  const std::filesystem::path pipe = data_dir() / "sd15_pipe";
+  std::filesystem::copy_file(pipe / "unet" / "config.json", t.path / "config.json");
+  std::filesystem::copy_file(pipe / "vae" / "diffusion_pytorch_model.safetensors",
+                             t.path / "diffusion_pytorch_model.safetensors");
+  EXPECT_TRUE(throws_any_error([&] { (void)UNet2DConditionModel::load(t.path); },
+                               {"config.json vs weights", "missing"}));
+}
+
 TEST(UNetParity, SD15) {
   const auto unet = UNet2DConditionModel::load(unet_dir("sd15"));
   EXPECT_EQ(unet.config().num_attention_heads, (std::vector<int>{2, 2, 2}));

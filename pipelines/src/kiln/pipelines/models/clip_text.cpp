@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kiln/pipelines/models/bind_weights.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/io/module.hpp"
 #include "kiln/io/weight_source.hpp"
@@ -174,14 +175,7 @@ ClipTextModel ClipTextModel::load(const std::filesystem::path& component_dir) {
     keys.rename_prefix("", "text_model.");
   // A buffer that transformers < 4.31 saved into checkpoints (persistent then, not since).
   keys.ignore_prefix("text_model.embeddings.position_ids");
-  io::BindOptions opt;
-  opt.float_dtype = DType::f32;
-  opt.key_map = &keys;
-  try {
-    io::bind(m, *src, opt);
-  } catch (const Error& e) {
-    throw e.with_context(str(cfg_file.string(), " vs weights"));
-  }
+  bind_weights(m, *src, cfg_file, &keys);
   return m;
 }
 

@@ -1,6 +1,7 @@
 // Ref: diffusers 0.42.1 src/diffusers/models/transformers/transformer_flux.py,
 //      models/normalization.py, models/embeddings.py, pipelines/flux/pipeline_flux.py
 //      (see flux_transformer.hpp for the classes each piece follows).
+#include "kiln/pipelines/models/bind_weights.hpp"
 #include "kiln/pipelines/models/flux_transformer.hpp"
 
 #include <array>
@@ -371,9 +372,7 @@ FluxTransformer2DModel FluxTransformer2DModel::load(const std::filesystem::path&
          cfg.file().string());
   FluxTransformer2DModel model(FluxTransformerConfig::from_json(cfg));
   const auto weights = io::open_weights(dir);
-  io::BindOptions bind;
-  bind.float_dtype = options.float_dtype;
-  io::bind(model, *weights, bind);
+  bind_weights(model, *weights, cfg.file(), nullptr, options.float_dtype);
   return model;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <tuple>
 
+#include "kiln/pipelines/models/bind_weights.hpp"
 #include "kiln/core/error.hpp"
 
 // Ref: diffusers 0.42.1 models/transformers/transformer_sd3.py, attention.py
@@ -382,13 +383,7 @@ SD3Transformer2DModel SD3Transformer2DModel::load(const std::filesystem::path& c
   }
   SD3Transformer2DModel m(SD3TransformerConfig::from_json(config));
   const auto src = io::open_weights(component_dir);
-  io::BindOptions opt;
-  opt.float_dtype = DType::f32;
-  try {
-    io::bind(m, *src, opt);
-  } catch (const Error& e) {
-    throw e.with_context(str(cfg_file.string(), " vs weights"));
-  }
+  bind_weights(m, *src, cfg_file);
   const int64_t max = m.cfg_.pos_embed_max_size;
   if (max > 0 && !m.pos_embed.pos_embed.defined())
     m.pos_embed.pos_embed =

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kiln/pipelines/models/bind_weights.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/io/module.hpp"
 #include "kiln/io/weight_source.hpp"
@@ -198,14 +199,7 @@ T5EncoderModel T5EncoderModel::load(const std::filesystem::path& component_dir) 
   }
   // As T5EncoderModel's _keys_to_ignore_on_load_unexpected: a full T5's decoder is not used.
   keys.ignore_prefix("decoder.");
-  io::BindOptions opt;
-  opt.float_dtype = DType::f32;
-  opt.key_map = &keys;
-  try {
-    io::bind(m, *src, opt);
-  } catch (const Error& e) {
-    throw e.with_context(str(cfg_file.string(), " vs weights"));
-  }
+  bind_weights(m, *src, cfg_file, &keys);
   return m;
 }
 

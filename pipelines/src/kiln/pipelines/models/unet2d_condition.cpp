@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "kiln/pipelines/models/bind_weights.hpp"
 #include "kiln/io/module.hpp"
 #include "kiln/io/weight_source.hpp"
 
@@ -241,9 +242,7 @@ UNet2DConditionModel UNet2DConditionModel::load(const std::filesystem::path& dir
          cfg.file().string());
   UNet2DConditionModel model(UNet2DConditionConfig::from_json(cfg));
   const auto weights = io::open_weights(dir);
-  io::BindOptions bind;
-  bind.float_dtype = options.float_dtype;
-  io::bind(model, *weights, bind);
+  bind_weights(model, *weights, cfg.file(), nullptr, options.float_dtype);
   return model;
 }
 
