@@ -11,6 +11,7 @@
 
 #include "kiln/io/safetensors.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion3.hpp"
+#include "flow_inpaint_checks.hpp"
 #include "pipeline_test_util.hpp"
 
 using namespace kiln;
@@ -106,29 +107,10 @@ TEST(StableDiffusion3, Img2ImgBadRequestsAreClearErrors) {
 
 TEST(StableDiffusion3, InpaintBadRequestsAreClearErrors) {
   StableDiffusion3 sd = StableDiffusion3::load(test::data_dir() / "sd3_pipe");
-  ImageRequest req;
   Sd3Options opt;
   opt.max_sequence_length = 16;
-  req.steps = 2;
-  req.sampler = "flow_euler";
-  req.width = 40;
-  req.height = 32;
-  req.mask = Tensor::zeros({1, 1, 32, 40});
-  test::expect_error([&] { sd.generate(req, opt); }, "a mask needs an init_image");
-  req.width = req.height = 0;
-  req.init_image = Tensor::zeros({1, 3, 32, 40});
-  req.mask = Tensor::zeros({1, 1, 32, 36});
-  test::expect_error([&] { sd.generate(req, opt); }, "mask must be f32 (1, 1, 32, 40)");
-  req.mask = Tensor::zeros({1, 3, 32, 40});
-  test::expect_error([&] { sd.generate(req, opt); }, "mask must be f32 (1, 1, 32, 40)");
-  // diffusers blends twice per Heun step and UniPC has no scale_noise: refused, not guessed.
-  req.mask = Tensor::zeros({1, 1, 32, 40});
-  for (const char* sampler : {"flow_heun", "flow_unipc"}) {
-    req.sampler = sampler;
-    EXPECT_TRUE(test::throws_error([&] { sd.generate(req, opt); }, Status::unsupported,
-                                   {"inpainting", "flow_euler"}))
-        << sampler;
-  }
+  test::expect_flow_inpaint_request_errors(
+      [&](const ImageRequest& req) { sd.generate(req, opt); });
 }
 
 TEST(StableDiffusion3, TextEmbeddingsLayout) {
