@@ -65,3 +65,27 @@ def save_goldens(path, goldens, cases, with_diffusers=False):
     if with_diffusers:
         meta["diffusers"] = __import__("diffusers").__version__
     save_file(goldens, path, metadata=meta)
+
+
+def init_image(h, w):
+    """A deterministic synthetic RGB init image (1, 3, h, w) in [-1, 1]: horizontal and vertical
+    gradients in red and green, a disc and a bar in blue."""
+    y = torch.linspace(-1, 1, h)[:, None].expand(h, w)
+    x = torch.linspace(-1, 1, w)[None, :].expand(h, w)
+    blue = torch.full((h, w), -0.6)
+    blue[(x - 0.3) ** 2 + (y + 0.2) ** 2 < 0.25] = 0.9
+    blue[h // 2 + 2:h // 2 + 6, : w // 3] = 0.2
+    return torch.stack([x, 0.8 * y, blue])[None].contiguous()
+
+
+def inpaint_mask(h, w):
+    """A deterministic inpainting mask (1, 1, h, w) in [0, 1]: a rectangle (rows h/4 - 1 to
+    3h/4 - 2, columns w/4 - 1 to 3w/4 - 1) of 0.75 around a core of 1.0, and a band of 0.3 above it
+    that binarization (>= 0.5) drops. The rectangle's edges fall between latent cells on purpose
+    (nearest resizing to the latent grid picks even pixels)."""
+    m = torch.zeros(1, 1, h, w)
+    top, bottom, left, right = h // 4 - 1, 3 * h // 4 - 1, w // 4 - 1, 3 * w // 4 + 1
+    m[..., top - 2:top, left:right] = 0.3
+    m[..., top:bottom, left:right] = 0.75
+    m[..., top + 2:bottom - 2, left + 2:right - 2] = 1.0
+    return m
