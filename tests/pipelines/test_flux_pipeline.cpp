@@ -10,7 +10,7 @@
 
 #include "kiln/io/safetensors.hpp"
 #include "kiln/pipelines/recipes/flux.hpp"
-#include "flow_inpaint_checks.hpp"
+#include "recipe_test_util.hpp"
 #include "pipeline_test_util.hpp"
 
 using namespace kiln;
@@ -47,25 +47,10 @@ TEST(Flux, MatchesDiffusersEndToEnd) {
   auto cases = nlohmann::json::parse(goldens->metadata().at("cases"));
   ASSERT_GE(cases.size(), 6u);
   for (const auto& c : cases) {
-    ImageRequest req;
+    ImageRequest req = test::request_from_case(c, *goldens);  // img2img: the image's size
     FluxOptions opt;
-    req.prompt = c["prompt"];
-    req.width = c["width"];
-    req.height = c["height"];
-    req.steps = c["steps"];
-    req.guidance_scale = c["guidance_scale"];
-    req.seed = c["seed"];
-    req.batch = c["batch"];
     opt.max_sequence_length = c["max_sequence_length"];
-    req.sampler = c["sampler"];
-    const bool img2img = !c["strength"].is_null();
-    if (img2img) {  // FluxImg2ImgPipeline: the output takes the image's size
-      req.init_image = goldens->get(std::string(c["name"]) + ".init_image");
-      req.strength = c["strength"];
-      req.width = req.height = 0;
-    }
-    const bool inpaint = c.value("inpaint", false);
-    if (inpaint) req.mask = goldens->get(std::string(c["name"]) + ".mask");
+    const bool img2img = req.init_image.defined(), inpaint = req.mask.defined();
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
     const Flux& flux = c["variant"] == "dev" ? dev : schnell;

@@ -20,6 +20,7 @@
 #include "kiln/pipelines/recipes/stable_diffusion_xl.hpp"
 #include "kiln/pipelines/registry.hpp"
 #include "pipeline_test_util.hpp"
+#include "recipe_test_util.hpp"
 
 using namespace kiln;
 using kiln::pipelines::recipes::ImageRequest;
@@ -44,14 +45,7 @@ TEST(KilnMini, MatchesDiffusersEndToEnd) {
   ASSERT_EQ(cases.size(), 4u);
   for (const auto& c : cases) {
     const std::string name = c["name"];
-    ImageRequest req;
-    req.prompt = c["prompt"];
-    req.width = c["width"];
-    req.height = c["height"];
-    req.steps = c["steps"];
-    req.guidance_scale = c["guidance_scale"];
-    req.seed = c["seed"];
-    req.sampler = test::sampler_for_scheduler(c["scheduler"]);
+    const ImageRequest req = test::request_from_case(c, *goldens);
     const double p = test::golden_psnr(xl.generate(req), goldens->get(name + ".image"));
     EXPECT_GE(p, kMinPsnrDb) << name << " (" << req.sampler << ")";
     std::printf("%-12s %-9s PSNR %.1f dB\n", name.c_str(), req.sampler.c_str(), p);

@@ -9,6 +9,7 @@
 #include "kiln/io/safetensors.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion.hpp"
 #include "pipeline_test_util.hpp"
+#include "recipe_test_util.hpp"
 
 using namespace kiln;
 using kiln::pipelines::recipes::SdRequest;
@@ -21,16 +22,7 @@ TEST(StableDiffusion15, MatchesDiffusersEndToEnd) {
   auto cases = nlohmann::json::parse(goldens->metadata().at("cases"));
   ASSERT_GE(cases.size(), 5u);
   for (const auto& c : cases) {
-    SdRequest req;
-    req.prompt = c["prompt"];
-    req.negative_prompt = c["negative_prompt"];
-    req.width = c["width"];
-    req.height = c["height"];
-    req.steps = c["steps"];
-    req.guidance_scale = c["guidance_scale"];
-    req.seed = c["seed"];
-    req.batch = c["batch"];
-    req.sampler = test::sampler_for_scheduler(c["scheduler"]);
+    SdRequest req = test::request_from_case(c, *goldens);
     req.schedule = c["options"].value("use_karras_sigmas", false) ? "karras" : "default";
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };

@@ -11,7 +11,7 @@
 
 #include "kiln/io/safetensors.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion3.hpp"
-#include "flow_inpaint_checks.hpp"
+#include "recipe_test_util.hpp"
 #include "pipeline_test_util.hpp"
 
 using namespace kiln;
@@ -47,26 +47,10 @@ TEST(StableDiffusion3, MatchesDiffusersEndToEnd) {
   auto cases = nlohmann::json::parse(goldens->metadata().at("cases"));
   ASSERT_GE(cases.size(), 8u);
   for (const auto& c : cases) {
-    ImageRequest req;
+    ImageRequest req = test::request_from_case(c, *goldens);  // img2img: the image's size
     Sd3Options opt;
-    req.prompt = c["prompt"];
-    req.negative_prompt = c["negative_prompt"];
-    req.width = c["width"];
-    req.height = c["height"];
-    req.steps = c["steps"];
-    req.guidance_scale = c["guidance_scale"];
-    req.seed = c["seed"];
-    req.batch = c["batch"];
     opt.max_sequence_length = c["max_sequence_length"];
-    req.sampler = c["sampler"];
-    const bool img2img = !c["strength"].is_null();
-    if (img2img) {  // StableDiffusion3Img2ImgPipeline: the output takes the image's size
-      req.init_image = goldens->get(std::string(c["name"]) + ".init_image");
-      req.strength = c["strength"];
-      req.width = req.height = 0;
-    }
-    const bool inpaint = c.value("inpaint", false);
-    if (inpaint) req.mask = goldens->get(std::string(c["name"]) + ".mask");
+    const bool img2img = req.init_image.defined(), inpaint = req.mask.defined();
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
     const StableDiffusion3& sd = c["t5"].get<bool>() ? with_t5 : without_t5;

@@ -13,6 +13,7 @@
 #include "kiln/pipelines/recipes/sd_common.hpp"
 #include "kiln/pipelines/recipes/stable_diffusion.hpp"
 #include "pipeline_test_util.hpp"
+#include "recipe_test_util.hpp"
 
 using namespace kiln;
 using kiln::pipelines::recipes::SdRequest;
@@ -39,17 +40,7 @@ TEST(StableDiffusionImg2Img, MatchesDiffusersEndToEnd) {
   for (const auto& c : cases) {
     const std::string name = c["name"], folder = c["folder"];
     if (!pipes.count(folder)) pipes.emplace(folder, StableDiffusion::load(dir / folder));
-    SdRequest req;
-    req.prompt = c["prompt"];
-    req.negative_prompt = c["negative_prompt"];
-    req.steps = c["steps"];
-    req.guidance_scale = c["guidance_scale"];
-    req.seed = c["seed"];
-    req.batch = c["batch"];
-    req.strength = c["strength"];
-    req.sampler = test::sampler_for_scheduler(c["scheduler"]);
-    req.init_image = goldens->get(name + ".init_image");
-    if (c["mode"] == "inpaint") req.mask = goldens->get(name + ".mask");
+    SdRequest req = test::request_from_case(c, *goldens);
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
     const double p =

@@ -10,6 +10,7 @@
 #include "kiln/pipelines/recipes/stable_diffusion_xl.hpp"
 #include "kiln/pipelines/registry.hpp"
 #include "pipeline_test_util.hpp"
+#include "recipe_test_util.hpp"
 
 using namespace kiln;
 using kiln::pipelines::recipes::ImageRequest;
@@ -24,22 +25,7 @@ TEST(StableDiffusionXL, MatchesDiffusersEndToEnd) {
   ASSERT_GE(cases.size(), 5u);
   for (const auto& c : cases) {
     const std::string name = c["name"];
-    ImageRequest req;
-    req.prompt = c["prompt"];
-    req.negative_prompt = c["negative_prompt"];
-    req.steps = c["steps"];
-    req.guidance_scale = c["guidance_scale"];
-    req.seed = c["seed"];
-    req.batch = c["batch"];
-    req.sampler = test::sampler_for_scheduler(c["scheduler"]);
-    if (c["strength"].is_null()) {
-      req.width = c["width"];
-      req.height = c["height"];
-    } else {  // img2img: the size comes from the image
-      req.init_image = goldens->get(name + ".init_image");
-      req.strength = c["strength"];
-      if (name.starts_with("inpaint")) req.mask = goldens->get(name + ".mask");
-    }
+    ImageRequest req = test::request_from_case(c, *goldens);
     int calls = 0;
     req.progress = [&](int, int) { ++calls; };
     const double p = test::golden_psnr(xl.generate(req), goldens->get(name + ".image"));
