@@ -19,6 +19,26 @@ if(NOT KILN_CUDA STREQUAL "OFF")
   endif()
 endif()
 
+# ---- cuDNN 9 (CUDA convolutions) ----
+# Not a CMake target of the toolkit (no CUDA::cudnn): found by path. Looked for under
+# CUDNN_ROOT (cache or environment; e.g. the pip package nvidia-cudnn-cu13's directory, where
+# only libcudnn.so.9 exists) and the toolkit. Without it, CUDA convs are `unsupported`.
+set(KILN_HAVE_CUDNN OFF)
+if(KILN_HAVE_CUDA AND NOT KILN_CUDNN STREQUAL "OFF")
+  find_path(KILN_CUDNN_INCLUDE_DIR cudnn.h
+    HINTS ${CUDNN_ROOT} $ENV{CUDNN_ROOT} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
+  find_library(KILN_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9
+    HINTS ${CUDNN_ROOT} $ENV{CUDNN_ROOT} ${CUDAToolkit_LIBRARY_DIR} PATH_SUFFIXES lib lib64)
+  if(KILN_CUDNN_INCLUDE_DIR AND KILN_CUDNN_LIBRARY)
+    add_library(kiln_cudnn UNKNOWN IMPORTED)
+    set_target_properties(kiln_cudnn PROPERTIES IMPORTED_LOCATION ${KILN_CUDNN_LIBRARY}
+                                                INTERFACE_INCLUDE_DIRECTORIES ${KILN_CUDNN_INCLUDE_DIR})
+    set(KILN_HAVE_CUDNN ON)
+  elseif(KILN_CUDNN STREQUAL "ON")
+    message(FATAL_ERROR "KILN_CUDNN=ON but cudnn.h / libcudnn were not found (set CUDNN_ROOT)")
+  endif()
+endif()
+
 # ---- OpenMP ----
 set(KILN_HAVE_OPENMP OFF)
 if(KILN_OPENMP)

@@ -116,6 +116,7 @@ GemmAlgoKey gemm_algo_key(const GemmParams& p, int device) {
   k.trans_a = p.trans_a;
   k.trans_b = p.trans_b;
   k.bias = p.bias != nullptr;
+  k.accumulate_d = p.accumulate_d;
   k.m = p.m, k.n = p.n, k.k = p.k;
   k.lda = p.lda, k.ldb = p.ldb, k.ldd = p.ldd;
   k.batch = p.batch;
@@ -135,7 +136,8 @@ size_t GemmAlgoKeyHash::operator()(const GemmAlgoKey& k) const {
   size_t h = 0;
   hash_mix(h, static_cast<uint64_t>(k.device));
   hash_mix(h, static_cast<uint64_t>(k.type) | (uint64_t{k.trans_a} << 8) |
-                  (uint64_t{k.trans_b} << 9) | (uint64_t{k.bias} << 10));
+                  (uint64_t{k.trans_b} << 9) | (uint64_t{k.bias} << 10) |
+                  (uint64_t{k.accumulate_d} << 11));
   for (int64_t v :
        {k.m, k.n, k.k, k.lda, k.ldb, k.ldd, k.batch, k.stride_a, k.stride_b, k.stride_d})
     hash_mix(h, static_cast<uint64_t>(v));
@@ -271,7 +273,7 @@ GemmStatus launch_gemm_cublaslt(const GemmParams& p, cudaStream_t stream) {
     it = ds.algos.emplace(key, result.algo).first;
   }
 
-  const float alpha = 1.f, beta = 0.f;
+  const float alpha = 1.f, beta = p.accumulate_d ? 1.f : 0.f;
   ck(cublasLtMatmul(ds.handle, raw_desc, &alpha, p.b, la.get(), p.a, lb.get(), &beta, p.d, ld.get(),
                     p.d, ld.get(), &it->second, p.workspace, p.workspace_bytes, stream),
      "cublasLtMatmul");

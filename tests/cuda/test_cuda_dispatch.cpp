@@ -153,13 +153,15 @@ TEST(CudaDispatch, MixedDevicesAreAnError) {
 }
 
 TEST(CudaDispatch, OpsWithoutACudaKernelSayWhich) {
+  // The guard of ops (and pipeline steps) that have no CUDA path: unsupported, naming both.
   const Tensor d = fake_cuda({4, 8});
-  const int last[] = {1};
-  EXPECT_TRUE(test::throws_error([&] { ops::amax(d, last); }, Status::unsupported,
-                                 {"[amax]", "no cuda:0 kernel"}));
-  const int dims[] = {1};
-  EXPECT_TRUE(test::throws_error([&] { ops::sum(d, dims); }, Status::unsupported,
-                                 {"[sum]", "no cuda:0 kernel"}));
+  EXPECT_TRUE(test::throws_error([&] { ops::require_cpu("rope_table", {&d}); },
+                                 Status::unsupported, {"[rope_table]", "no cuda:0 kernel"}));
+  // A CUDA path without a kernel for the case says so before touching the device: an fp8
+  // embedding table (the CUDA gathers read f32, f16 and bf16).
+  EXPECT_TRUE(test::throws_error(
+      [&] { ops::embedding(fake_cuda({4, 8}, DType::f8_e4m3), fake_cuda({3}, DType::i64)); },
+      Status::unsupported, {"[embedding]", "no cuda:0 kernel for"}));
 }
 
 // Validation is the same on every device and comes before any dispatch.

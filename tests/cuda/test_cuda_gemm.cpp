@@ -177,7 +177,7 @@ TEST(CudaGemm, MatmulBatchedAndBroadcast) {
     check_matmul({5, 33, 77}, kPlain, {5, 77, 7}, kPlain, dt, seed++);        // one strided batch
     check_matmul({5, 33, 77}, kPlain, {77, 320}, kPlain, dt, seed++);         // b broadcast
     check_matmul({7, 33}, kPlain, {4, 33, 77}, kPlain, dt, seed++);           // a broadcast
-    check_matmul({1, 33, 77}, kPlain, {4, 77, 7}, kTransposed, dt, seed++);   // size-1 batch, b^T
+    check_matmul({1, 33, 77}, kPlain, {4, 7, 77}, kTransposed, dt, seed++);   // size-1 batch, b^T
     check_matmul({2, 1, 7, 33}, kPlain, {1, 3, 33, 77}, kPlain, dt, seed++);  // loop of 2 x batch 3
     check_matmul({2, 3, 77, 7}, kTransposed, {3, 33, 77}, kTransposed, dt, seed++);
     check_matmul({3, 2, 33, 77}, batch_swapped, {2, 3, 77, 7}, kPlain, dt,

@@ -2,6 +2,7 @@
 // "unsupported: needs a CUDA build" instead of callers growing #ifdefs.
 #include "kiln/core/device.hpp"
 #include "kiln/core/error.hpp"
+#include "kiln/cuda/cuda_memory.hpp"
 
 namespace kiln {
 
@@ -32,6 +33,51 @@ class NoCudaBackend final : public DeviceBackend {
 DeviceBackend& cuda_backend() {
   static NoCudaBackend* b = new NoCudaBackend;  // never destroyed: see backend_for()
   return *b;
+}
+
+CudaMemoryStats cuda_memory_stats(Device) {
+  no_cuda("cuda_memory_stats");
+}
+void cuda_reset_peak_memory_stats(Device) {
+  no_cuda("cuda_reset_peak_memory_stats");
+}
+size_t cuda_empty_cache(Device) {
+  no_cuda("cuda_empty_cache");
+}
+Stream cuda_current_stream(Device) {
+  no_cuda("cuda_current_stream");
+}
+
+CudaStreamGuard::CudaStreamGuard(const Stream&) {
+  no_cuda("CudaStreamGuard");
+}
+CudaStreamGuard::~CudaStreamGuard() = default;
+
+CudaEvent::CudaEvent(Device, bool) {
+  no_cuda("CudaEvent");
+}
+CudaEvent::~CudaEvent() = default;
+CudaEvent::CudaEvent(CudaEvent&&) noexcept {}
+CudaEvent& CudaEvent::operator=(CudaEvent&&) noexcept {
+  return *this;
+}
+void CudaEvent::record(const Stream&) {
+  no_cuda("CudaEvent");
+}
+void CudaEvent::record() {
+  no_cuda("CudaEvent");
+}
+void CudaEvent::synchronize() const {
+  no_cuda("CudaEvent");
+}
+bool CudaEvent::ready() const {
+  no_cuda("CudaEvent");
+}
+void CudaEvent::make_wait(const Stream&) const {
+  no_cuda("CudaEvent");
+}
+float CudaEvent::elapsed_ms(const CudaEvent&, const CudaEvent&) {
+  no_cuda("CudaEvent");
 }
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 
 #include "cuda/elementwise_kinds.hpp"
 #include "kiln/core/tensor.hpp"
+#include "kiln/ops/ops.hpp"
 
 namespace kiln::cuda_ops {
 
@@ -47,5 +48,56 @@ Tensor matmul(const Tensor& a, const Tensor& b, const Shape& batch);
 // x's dtype. Weight and bias are converted to x's dtype first when they differ (f32 x: the
 // CPU's widening; f16/bf16 x: rounded to x's type); the bias is the GEMM's epilogue.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// Convolutions through cuDNN (kernels/cuda/conv_cudnn.hpp; glue in cuda_conv.cpp), NC(D)HW.
+// x f32/f16/bf16, validated by the op and already padded for a non-zero pad mode (p.pad_mode
+// is ignored: the padding left is zeros, any per side); `out_shape` is the op's. weight (f32,
+// f16, bf16) is converted to x's dtype on the device and the bias written into the output
+// in x's dtype before cuDNN adds the convolution (beta = 1). Returns a new contiguous tensor
+// in x's dtype. Without cuDNN in the build: Status::unsupported with the reason.
+Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const ops::ConvParams& p,
+            const Shape& out_shape);
+Tensor conv_transpose(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                      const ops::ConvTransposeParams& p, const Shape& out_shape);
+
+// Layout, resample and reduction kernels (kernels/cuda/{resample,embedding,reduce}.hpp; glue in
+// cuda_layout.cpp). Inputs validated by the ops; outputs new and contiguous.
+// x f32/f16/bf16 (any strides) padded by lo[d], hi[d] on every dim d (0 where the op pads
+// nothing; negative = crop) -> x's dtype.
+Tensor pad(const Tensor& x, std::span<const int64_t> lo, std::span<const int64_t> hi,
+           ops::PadMode mode, float value);
+// x (N, C, *S) f32/f16/bf16 -> (N, C, *out_size) in x's dtype.
+Tensor interpolate(const Tensor& x, std::span<const int64_t> out_size, ops::InterpMode mode,
+                   bool align_corners);
+// Tensors of one dtype and rank, equal but in `dim` -> their concatenation (out_shape).
+// f32/f16/bf16 views are copied through strides; other dtypes must be contiguous (a 2-D
+// cudaMemcpy each).
+Tensor concat(std::span<const Tensor> xs, int dim, const Shape& out_shape);
+// weight (V, D) f32/f16/bf16, ids i32/i64 (any strides) -> (*ids.shape, D) f32. An id outside
+// [0, V) is invalid_argument naming the first one (flat index) as the CPU op does; the check
+// reads one word back, so this call waits for the device.
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+enum class Reduction { sum, mean, max, min };
+// x f32/f16/bf16 reduced over the dims with reduced[d] -> f32 (the kept dims, in order).
+Tensor reduce(const char* op, Reduction kind, const Tensor& x, std::span<const bool> reduced);
+
+// Flash attention forward (kernels/cuda/flash_attention.hpp; glue in cuda_attention.cpp).
+struct AttentionOptions {
+  float scale = 0.f;          // 0: 1/sqrt(D)
+  bool causal = false;        // query i attends keys j <= i (top-left aligned)
+  int64_t causal_block = 0;   // > 0: block-causal, query i attends keys j with j/n <= i/n
+  // Optional u8 or bool, broadcastable to (B, H, ceil(Lq/64), ceil(Lk/64)) (tile sizes
+  // kernels::cuda::kFlashAttnTileQ/K): a zero skips that (query tile, key tile) exactly as a
+  // tile of `false` in a bool mask would. The block-sparse attention hook.
+  Tensor tile_mask;
+};
+// q (B, H, Lq, D), k (B, Hkv, Lk, D), v (B, Hkv, Lk, Dv) on one CUDA device, one dtype
+// (f32, f16 or bf16), validated as ops::attention does; mask undefined or validated (bool keep
+// / f32 additive, broadcastable to (B, H, Lq, Lk)). Returns a new contiguous (B, H, Lq, Dv) in
+// q's dtype; rows with no key attended are zeros. `lse`, when given, receives a new (B, H, Lq)
+// f32 log-sum-exp of the scaled, masked scores (natural log; -inf for such rows). Cases the
+// kernels cannot take (e.g. f16 head dim 72) are Status::unsupported with the kernel's reason.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                 const AttentionOptions& opt, Tensor* lse = nullptr);
 
 }  // namespace kiln::cuda_ops

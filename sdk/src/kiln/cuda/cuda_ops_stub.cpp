@@ -26,4 +26,25 @@ Tensor group_norm(const Tensor&, int, const Tensor&, const Tensor&, float) {
 Tensor matmul(const Tensor&, const Tensor&, const Shape&) { no_cuda("matmul"); }
 Tensor linear(const Tensor&, const Tensor&, const Tensor&) { no_cuda("linear"); }
 
+Tensor conv(const Tensor&, const Tensor&, const Tensor&, const ops::ConvParams&, const Shape&) {
+  no_cuda("conv");
+}
+Tensor conv_transpose(const Tensor&, const Tensor&, const Tensor&, const ops::ConvTransposeParams&,
+                      const Shape&) {
+  no_cuda("conv_transpose");
+}
+Tensor pad(const Tensor&, std::span<const int64_t>, std::span<const int64_t>, ops::PadMode, float) {
+  no_cuda("pad");
+}
+Tensor interpolate(const Tensor&, std::span<const int64_t>, ops::InterpMode, bool) {
+  no_cuda("interpolate");
+}
+Tensor concat(std::span<const Tensor>, int, const Shape&) { no_cuda("concat"); }
+Tensor embedding(const Tensor&, const Tensor&) { no_cuda("embedding"); }
+Tensor reduce(const char* op, Reduction, const Tensor&, std::span<const bool>) { no_cuda(op); }
+Tensor attention(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                 const AttentionOptions&, Tensor*) {
+  no_cuda("attention");
+}
+
 }  // namespace kiln::cuda_ops

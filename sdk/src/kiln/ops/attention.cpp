@@ -4,6 +4,8 @@
 // row sum l rescale O whenever the max grows.
 // Ref: Dao 2023, "FlashAttention-2", Algorithm 1 (forward pass); Milakov & Gimelshein 2018,
 //      "Online normalizer calculation for softmax".
+// CUDA tensors (f32, f16 or bf16) go, after the same validation, to the flash-attention
+// kernels through cuda_ops::attention (sdk/src/kiln/cuda/cuda_attention.cpp).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -12,6 +14,7 @@
 #include "cpu/attention_softmax.hpp"
 #include "cpu/gemm_f32.hpp"
 #include "kiln/core/parallel.hpp"
+#include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::ops {
@@ -131,15 +134,43 @@ Tensor unit_last_stride(const Tensor& t) {
   return t.size(-1) == 1 || t.stride(-1) == 1 ? t : t.contiguous();
 }
 
+bool is_half(const Tensor& t) {
+  return t.defined() && (t.dtype() == DType::f16 || t.dtype() == DType::bf16);
+}
+
+// q, k, v: rank 4 and f32; on CUDA also f16 or bf16, all three one dtype (that of q). The
+// checks and messages of f32 operands are the CPU's on every device.
+void require_qkv(const char* op, Device dev, const char* arg, const Tensor& t, const Tensor& q) {
+  if (!dev.is_cuda() || !t.defined() || !(is_half(t) || is_half(q))) {
+    require_f32(op, arg, t, 4);
+    return;
+  }
+  KILN_ARG(t.dtype() == q.dtype(), op, arg, " is ", dtype_name(t.dtype()), " but q is ",
+           dtype_name(q.dtype()), "; q, k and v must share one dtype");
+  KILN_ARG(t.ndim() == 4, op, arg, " has ", t.ndim(), " dims ", t.shape().str(), ", expected 4");
+}
+
+// Checks the mask's dtype and its broadcast to (B, H, Lq, Lk) = `full`.
+void check_mask(const char* op, const Tensor& mask, const Shape& full) {
+  KILN_ARG(mask.dtype() == DType::f32 || mask.dtype() == DType::boolean, op, "mask is ",
+           dtype_name(mask.dtype()), ", expected bool (true = keep) or f32 (additive)");
+  KILN_ARG(mask.ndim() <= 4, op, "mask ", mask.shape().str(), " has more than 4 dims");
+  for (int i = 0; i < mask.ndim(); ++i) {
+    const int64_t ms = mask.size(i), fs = full[4 - mask.ndim() + i];
+    KILN_ARG(ms == fs || ms == 1, op, "mask ", mask.shape().str(),
+             " is not broadcastable to (B, H, Lq, Lk) = ", full.str());
+  }
+}
+
 }  // namespace
 
 Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask,
                  const AttentionParams& prm) {
   const char* op = "attention";
-  require_cpu(op, {&q_in, &k_in, &v_in, &mask});
-  require_f32(op, "q", q_in, 4);
-  require_f32(op, "k", k_in, 4);
-  require_f32(op, "v", v_in, 4);
+  const Device dev = common_device(op, {&q_in, &k_in, &v_in, &mask});
+  require_qkv(op, dev, "q", q_in, q_in);
+  require_qkv(op, dev, "k", k_in, q_in);
+  require_qkv(op, dev, "v", v_in, q_in);
   const int64_t B = q_in.size(0), H = q_in.size(1), Lq = q_in.size(2), D = q_in.size(3);
   const int64_t Hkv = k_in.size(1), Lk = k_in.size(2), Dv = v_in.size(3);
   KILN_ARG(k_in.size(0) == B && k_in.size(3) == D, op, "k ", k_in.shape().str(),
@@ -153,6 +184,16 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
            v_in.shape().str());
   KILN_ARG(std::isfinite(prm.scale) && prm.scale >= 0.f, op, "scale ", prm.scale,
            " must be finite and >= 0 (0 = 1/sqrt(head_dim))");
+  const Shape full{B, H, Lq, Lk};
+  if (dev.is_cuda()) {
+    // The CPU's order: an empty output or no keys returns before the mask is looked at.
+    const bool trivial = B * H * Lq * Dv == 0 || Lk == 0;
+    if (mask.defined() && !trivial) check_mask(op, mask, full);
+    cuda_ops::AttentionOptions opt;
+    opt.scale = prm.scale;
+    opt.causal = prm.causal;
+    return cuda_ops::attention(q_in, k_in, v_in, trivial ? Tensor() : mask, opt);
+  }
   Tensor out = Tensor::empty({B, H, Lq, Dv}, DType::f32);
   if (out.numel() == 0) return out;
   if (Lk == 0) {  // no keys: every row is fully masked
@@ -163,15 +204,7 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
   Tensor maskx;
   MaskView mv;
   if (mask.defined()) {
-    KILN_ARG(mask.dtype() == DType::f32 || mask.dtype() == DType::boolean, op, "mask is ",
-             dtype_name(mask.dtype()), ", expected bool (true = keep) or f32 (additive)");
-    KILN_ARG(mask.ndim() <= 4, op, "mask ", mask.shape().str(), " has more than 4 dims");
-    const Shape full{B, H, Lq, Lk};
-    for (int i = 0; i < mask.ndim(); ++i) {
-      const int64_t ms = mask.size(i), fs = full[4 - mask.ndim() + i];
-      KILN_ARG(ms == fs || ms == 1, op, "mask ", mask.shape().str(),
-               " is not broadcastable to (B, H, Lq, Lk) = ", full.str());
-    }
+    check_mask(op, mask, full);
     maskx = mask.expand(full);
     mv.sb = maskx.stride(0), mv.sh = maskx.stride(1), mv.sq = maskx.stride(2);
     mv.sk = maskx.stride(3);

@@ -8,6 +8,8 @@
 // GEMM with M = 1 would waste 5/6 of the 6x16 micro-kernel.
 // conv_transpose: per (image, group, block of output channels) the GEMM W^T x gives columns that
 // col2im scatters (adds) into the output; a block owns its channels, so there are no races.
+// CUDA tensors go to cuDNN (kiln/cuda/cuda_conv.cpp, kernels/cuda/conv_cudnn.hpp) after the
+// same validation and explicit padding of non-zero pad modes; there x may also be f16/bf16.
 // Ref: torch.nn.functional.conv{1,2,3}d / conv_transpose{1,2,3}d for the semantics and shape
 //      rules (aten/src/ATen/native/Convolution.cpp); im2col per Chellapilla et al. (2006).
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include "cpu/gemm_f32.hpp"
 #include "cpu/im2col.hpp"
 #include "kiln/core/parallel.hpp"
+#include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/op_util.hpp"
 #include "kiln/ops/conv_onednn.hpp"
 #include "kiln/ops/gemm.hpp"
@@ -73,15 +76,27 @@ F32Buffer to_f32_buffer(const char* op, const char* arg, const Tensor& t) {
   return b;
 }
 
-// Shape checks shared by conv and conv_transpose: x (N, C, *S) f32 with 1-3 spatial dims, weight
-// of the same rank; returns the number of spatial dims.
+bool is_conv_param_dtype(DType dt) {
+  return dt == DType::f32 || dt == DType::f16 || dt == DType::bf16 || dt == DType::f8_e4m3 ||
+         dt == DType::f8_e5m2;
+}
+
+// Shape checks shared by conv and conv_transpose: x (N, C, *S) f32 (on CUDA also f16/bf16)
+// with 1-3 spatial dims, weight of the same rank, float weight and bias; returns the number
+// of spatial dims and the inputs' device in `dev`.
 int check_conv_inputs(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                      int groups) {
-  require_cpu(op, {&x, &weight, &bias});
-  require_f32(op, "x", x);
+                      int groups, Device* dev) {
+  *dev = common_device(op, {&x, &weight, &bias});
+  if (!dev->is_cuda() || !x.defined() || !(x.dtype() == DType::f16 || x.dtype() == DType::bf16))
+    require_f32(op, "x", x);
   KILN_ARG(x.ndim() >= 3 && x.ndim() <= 5, op, "x has ", x.ndim(), " dims ", x.shape().str(),
            ", expected 3 (N, C, L), 4 (N, C, H, W) or 5 (N, C, D, H, W)");
   KILN_ARG(weight.defined(), op, "weight is undefined");
+  KILN_ARG(is_conv_param_dtype(weight.dtype()), op, "weight is ", dtype_name(weight.dtype()),
+           ", expected f32, f16, bf16 or fp8");
+  if (bias.defined())
+    KILN_ARG(is_conv_param_dtype(bias.dtype()), op, "bias is ", dtype_name(bias.dtype()),
+             ", expected f32, f16, bf16 or fp8");
   KILN_ARG(weight.ndim() == x.ndim(), op, "weight has ", weight.ndim(), " dims ",
            weight.shape().str(), ", expected ", x.ndim(), " to match x ", x.shape().str());
   KILN_ARG(groups >= 1, op, "groups is ", groups, ", expected >= 1");
@@ -147,7 +162,8 @@ void conv_single_input_channel(const kc::ConvGeom3d& g, const float* x, const fl
 
 Tensor conv(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
   constexpr const char* op = "conv";
-  const int sp = check_conv_inputs(op, x_in, weight, bias, p.groups);
+  Device dev;
+  const int sp = check_conv_inputs(op, x_in, weight, bias, p.groups, &dev);
   const int64_t N = x_in.size(0), Cin = x_in.size(1), Cout = weight.size(0);
   const int64_t G = p.groups;
   KILN_ARG(Cin % G == 0, op, "groups ", G, " does not divide the ", Cin, " input channels of x ",
@@ -211,6 +227,15 @@ Tensor conv(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const 
   }
   Shape out_shape{N, Cout};
   for (int d = 0; d < sp; ++d) out_shape.push_back(g.out[off + d]);
+  if (dev.is_cuda()) {  // cuDNN (cuda_conv.cpp); x is padded already for non-zero pad modes
+    ConvParams q = p;
+    for (int d = 0; d < sp; ++d) {
+      q.pad_lo[d] = static_cast<int>(lo[d]);
+      q.pad_hi[d] = static_cast<int>(hi[d]);
+    }
+    q.pad_mode = PadMode::zeros;
+    return cuda_ops::conv(x, weight, bias, q, out_shape);
+  }
   Tensor out = Tensor::empty(out_shape, DType::f32);
   if (out.numel() == 0) return out;
 
@@ -296,7 +321,8 @@ Tensor conv(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const 
 Tensor conv_transpose(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
                       const ConvTransposeParams& p) {
   constexpr const char* op = "conv_transpose";
-  const int sp = check_conv_inputs(op, x_in, weight, bias, p.groups);
+  Device dev;
+  const int sp = check_conv_inputs(op, x_in, weight, bias, p.groups, &dev);
   const int64_t N = x_in.size(0), Cin = x_in.size(1), G = p.groups;
   KILN_ARG(Cin % G == 0, op, "groups ", G, " does not divide the ", Cin, " input channels of x ",
            x_in.shape().str());
@@ -332,6 +358,7 @@ Tensor conv_transpose(const Tensor& x_in, const Tensor& weight, const Tensor& bi
   }
   Shape out_shape{N, Cout};
   for (int d = 0; d < sp; ++d) out_shape.push_back(g.in[off + d]);
+  if (dev.is_cuda()) return cuda_ops::conv_transpose(x_in, weight, bias, p, out_shape);
   Tensor out = Tensor::empty(out_shape, DType::f32);
   if (out.numel() == 0) return out;
 

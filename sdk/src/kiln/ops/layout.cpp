@@ -1,7 +1,9 @@
-// concat / split / chunk. Split and chunk return views (no copy), as torch does.
+// concat / split / chunk. Split and chunk return views (no copy), as torch does. CUDA tensors
+// (concat, embedding) go to kiln/cuda/cuda_layout.cpp after the same validation.
 #include <cstring>
 #include <vector>
 
+#include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::ops {
@@ -17,7 +19,7 @@ Tensor concat(std::span<const Tensor> xs, int dim) {
   for (size_t i = 0; i < xs.size(); ++i) {
     const Tensor& t = xs[i];
     KILN_ARG(t.defined(), "concat", "tensor ", i, " is undefined");
-    require_cpu("concat", {&t});
+    common_device("concat", {&first, &t});
     KILN_ARG(t.dtype() == first.dtype(), "concat", "tensor ", i, " is ", dtype_name(t.dtype()),
              ", tensor 0 is ", dtype_name(first.dtype()));
     KILN_ARG(t.ndim() == nd, "concat", "tensor ", i, " has rank ", t.ndim(), ", tensor 0 has ", nd);
@@ -29,6 +31,7 @@ Tensor concat(std::span<const Tensor> xs, int dim) {
   }
   Shape out_shape = first.shape();
   out_shape[d] = total;
+  if (first.device().is_cuda()) return cuda_ops::concat(xs, d, out_shape);
   Tensor out = Tensor::empty(out_shape, first.dtype());
   int64_t at = 0;
   for (const Tensor& t : xs) {
@@ -76,12 +79,13 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int dim) {
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
-  require_cpu("embedding", {&weight, &ids});
+  const Device dev = common_device("embedding", {&weight, &ids});
   KILN_ARG(weight.defined() && weight.ndim() == 2 && dtype_info(weight.dtype()).is_float,
            "embedding", "weight must be a 2-D float (vocab, dim) table, got ",
            weight.defined() ? weight.str() : std::string("undefined"));
   KILN_ARG(ids.defined() && (ids.dtype() == DType::i64 || ids.dtype() == DType::i32), "embedding",
            "ids must be i32 or i64, got ", ids.defined() ? ids.str() : std::string("undefined"));
+  if (dev.is_cuda()) return cuda_ops::embedding(weight, ids);
   const Tensor table = weight.to(DType::f32).contiguous();
   const Tensor idc = ids.contiguous();
   const int64_t V = table.size(0), D = table.size(1), n = idc.numel();

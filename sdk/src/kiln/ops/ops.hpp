@@ -95,7 +95,9 @@ struct ConvParams {
   // torch-style symmetric padding on every spatial dim.
   static ConvParams same_pad(int stride, int padding, int dilation = 1, int groups = 1);
 };
-// x (N, Cin, *S), weight (Cout, Cin/groups, *K), bias (Cout) -> (N, Cout, *S').
+// x (N, Cin, *S), weight (Cout, Cin/groups, *K), bias (Cout) -> (N, Cout, *S'). On CUDA (cuDNN)
+// x may also be f16 or bf16 (f32 accumulate; output, weight and bias in x's dtype); the same
+// holds for conv_transpose and for pad.
 Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p);
 
 struct ConvTransposeParams {
@@ -138,6 +140,8 @@ struct AttentionParams {
 // mask optional, broadcastable to (B, H, Lq, Lk): bool (true = keep) or f32 (added to scores).
 // Computed in tiles with an online softmax; never materialises the Lq x Lk matrix.
 // A query row with every key masked out yields zeros (torch yields NaN there).
+// q, k, v are f32; on CUDA they may also be f16 or bf16 (one dtype; output in it): see
+// docs/cuda.md for the head dims each CUDA path takes.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = {},
                  const AttentionParams& p = {});
 

@@ -1,12 +1,14 @@
 // Reductions over a set of dims. The reduced dims are moved innermost (a permuted view), so
 // each output element reduces one contiguous-or-strided run; sums accumulate in double so a
-// mean over a 512x64x64 group stays exact to f32 rounding.
+// mean over a 512x64x64 group stays exact to f32 rounding. CUDA tensors go to
+// kernels/cuda/reduce.cu (f32 accumulation, deterministic) after the same validation.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "kiln/core/parallel.hpp"
+#include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::ops {
@@ -17,7 +19,7 @@ enum class Reduce { sum, mean, max, min };
 
 Tensor reduce(const char* op, const Tensor& x, std::span<const int> dims_in, bool keepdim,
               Reduce kind) {
-  require_cpu(op, {&x});
+  const Device dev = common_device(op, {&x});
   require_f32(op, "x", x);
   const int nd = x.ndim();
   bool red[kMaxDims] = {};
@@ -49,6 +51,13 @@ Tensor reduce(const char* op, const Tensor& x, std::span<const int> dims_in, boo
   }
   if ((kind == Reduce::max || kind == Reduce::min) && inner == 0)
     fail(Status::invalid_argument, "reduction over an empty dim has no identity", op);
+  if (dev.is_cuda()) {
+    constexpr cuda_ops::Reduction kinds[] = {cuda_ops::Reduction::sum, cuda_ops::Reduction::mean,
+                                             cuda_ops::Reduction::max, cuda_ops::Reduction::min};
+    const Tensor out = cuda_ops::reduce(op, kinds[static_cast<int>(kind)], x,
+                                        std::span<const bool>(red, static_cast<size_t>(nd)));
+    return keepdim ? out.view(keep_shape) : out;
+  }
   Tensor p = x.permute(std::span<const int>(perm.data(), perm.size())).contiguous();
   const int64_t outer = shape_numel(out_shape);
   Tensor out = Tensor::empty(out_shape, DType::f32);

@@ -6,11 +6,14 @@
 //      (aten/src/ATen/native/UpSample.h: nearest_idx, nearest_exact_idx,
 //      area_pixel_compute_scale, area_pixel_compute_source_index,
 //      compute_source_index_and_lambda).
+// CUDA tensors go to kernels/cuda/resample.cu (through kiln/cuda/cuda_ops.hpp) after the same
+// validation; that kernel repeats this index arithmetic operation for operation.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "kiln/core/parallel.hpp"
+#include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/op_util.hpp"
 #include "kiln/ops/ops.hpp"
 
@@ -82,8 +85,10 @@ void check_pad_dim(PadMode mode, int dim, int64_t n, int64_t lo, int64_t hi, con
 
 Tensor pad(const Tensor& x, std::span<const int64_t> pads, PadMode mode, float value) {
   constexpr const char* op = "pad";
-  require_cpu(op, {&x});
-  require_f32(op, "x", x);
+  const Device dev = common_device(op, {&x});
+  // f32; on CUDA also f16/bf16 (conv pads its f16/bf16 input for non-zero pad modes).
+  if (!dev.is_cuda() || !x.defined() || !(x.dtype() == DType::f16 || x.dtype() == DType::bf16))
+    require_f32(op, "x", x);
   const int nd = x.ndim();
   const int npad = static_cast<int>(pads.size());
   KILN_ARG(npad % 2 == 0, op, "pads has ", npad, " values, expected (lo, hi) pairs");
@@ -97,19 +102,23 @@ Tensor pad(const Tensor& x, std::span<const int64_t> pads, PadMode mode, float v
              x.shape().str());
   }
 
-  // Per-dim lo/hi (dims without a pair are unpadded) and source-offset tables.
+  // Per-dim lo/hi (dims without a pair are unpadded), then source-offset tables.
   Shape out_shape = x.shape();
-  std::vector<std::vector<int64_t>> src(nd);  // element offset into x, or -1 for `value`
+  std::vector<int64_t> lo(nd, 0), hi(nd, 0);
   for (int d = 0; d < nd; ++d) {
     const int pair = nd - 1 - d;  // pads[0..1] belong to the last dim
-    const int64_t lo = 2 * pair < npad ? pads[2 * pair] : 0;
-    const int64_t hi = 2 * pair < npad ? pads[2 * pair + 1] : 0;
-    const int64_t n = x.size(d);
-    if (2 * pair < npad) check_pad_dim(mode, d, n, lo, hi, x.shape());
-    out_shape[d] = n + lo + hi;
+    if (2 * pair >= npad) continue;
+    lo[d] = pads[2 * pair];
+    hi[d] = pads[2 * pair + 1];
+    check_pad_dim(mode, d, x.size(d), lo[d], hi[d], x.shape());
+    out_shape[d] = x.size(d) + lo[d] + hi[d];
+  }
+  if (dev.is_cuda()) return cuda_ops::pad(x, lo, hi, mode, value);
+  std::vector<std::vector<int64_t>> src(nd);  // element offset into x, or -1 for `value`
+  for (int d = 0; d < nd; ++d) {
     src[d].resize(static_cast<size_t>(out_shape[d]));
     for (int64_t o = 0; o < out_shape[d]; ++o) {
-      const int64_t i = pad_source(mode, o, n, lo, hi);
+      const int64_t i = pad_source(mode, o, x.size(d), lo[d], hi[d]);
       src[d][o] = i < 0 ? -1 : i * x.stride(d);
     }
   }
@@ -212,7 +221,7 @@ std::vector<int64_t> nearest_index(int64_t in, int64_t out, bool exact) {
 Tensor interpolate(const Tensor& x_in, std::span<const int64_t> out_size, InterpMode mode,
                    bool align_corners) {
   constexpr const char* op = "interpolate";
-  require_cpu(op, {&x_in});
+  const Device dev = common_device(op, {&x_in});
   require_f32(op, "x", x_in);
   const int nd = x_in.ndim();
   KILN_ARG(nd >= 3 && nd <= 5, op, "x has ", nd, " dims ", x_in.shape().str(),
@@ -228,6 +237,7 @@ Tensor interpolate(const Tensor& x_in, std::span<const int64_t> out_size, Interp
     KILN_ARG(out_size[d] >= 1, op, "out_size[", d, "] is ", out_size[d], ", expected >= 1");
     KILN_ARG(x_in.size(2 + d) >= 1, op, "x ", x_in.shape().str(), " has an empty spatial dim");
   }
+  if (dev.is_cuda()) return cuda_ops::interpolate(x_in, out_size, mode, align_corners);
   Shape out_shape{x_in.size(0), x_in.size(1)};
   for (int d = 0; d < sp; ++d) out_shape.push_back(out_size[d]);
   Tensor out = Tensor::empty(out_shape, DType::f32);
