@@ -71,7 +71,7 @@ def stage_vae(images: torch.Tensor, work: Path, a) -> None:
     for step in range(a.vae_steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.vae_steps, a.vae_lr, 200)
-        idx = torch.randint(images.shape[0], (a.batch,), device=dev, generator=gen)
+        idx = torch.randint(images.shape[0], (a.vae_batch,), device=dev, generator=gen)
         x = to_pixels(images[idx])
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             post = vae.encode(x).latent_dist
@@ -179,6 +179,8 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
     ids = table[torch.tensor([row[c] for c in captions])].to(dev)
     vae = AutoencoderKL.from_pretrained(work / "vae").to(dev).eval()
     sf = vae.config.scaling_factor
+    # The U-Net's in/out channels follow the VAE that was trained, whatever --latent-channels says.
+    models.set_latent_channels(vae.config.latent_channels)
     mean, std = encode_dataset(vae, images)
     del vae
     print(f"denoiser: {len(captions)} samples, latents {tuple(mean.shape)}", flush=True)
@@ -210,7 +212,7 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
             print(f"denoiser: stopping at step {step}: --time-limit {a.time_limit} s", flush=True)
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, a.steps, a.lr, 500, used)
+            g["lr"] = lr_at(step, a.steps, a.lr, a.warmup, used)
         idx = torch.randint(mean.shape[0], (B,), device=dev, generator=gen)
         z0 = (mean[idx].float() + std[idx].float() *
               torch.randn(mean[idx].shape, device=dev, generator=gen)) * sf
@@ -274,6 +276,8 @@ def stage_export(work: Path, out: Path, prompts: list[dict], dev: torch.device) 
     pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"export: {out} ({size / 1e6:.2f} MB)", flush=True)
+    if not prompts:
+        return
     # Preview grid of held-out prompts with diffusers itself (fp32), proving the folder loads.
     pipe = StableDiffusionXLPipeline.from_pretrained(out, torch_dtype=torch.float32).to(dev)
     caps = [p["caption"] for p in prompts[:32]]
@@ -289,7 +293,8 @@ def stage_export(work: Path, out: Path, prompts: list[dict], dev: torch.device) 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--packs", nargs="+", type=Path, required=True, help="kiln-scenes --pack folders")
+    ap.add_argument("--packs", nargs="+", type=Path, default=[],
+                    help="kiln-scenes --pack folders (not needed for --stage export)")
     ap.add_argument("--heldout", type=Path, required=True,
                     help="held-out prompts (jsonl); their captions are removed from training")
     ap.add_argument("--work", type=Path, required=True, help="checkpoints, logs, previews")
@@ -299,10 +304,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20261123)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--vae-steps", type=int, default=3000)
+    ap.add_argument("--vae-batch", type=int, default=256)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--kl-weight", type=float, default=1e-5)
     ap.add_argument("--steps", type=int, default=12000, help="denoiser steps")
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--warmup", type=int, default=500, help="denoiser warm-up steps")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--cond-drop", type=float, default=0.1)
     ap.add_argument("--latent-channels", type=int, default=models.VAE["latent_channels"],
@@ -313,6 +320,8 @@ def main() -> None:
                     help="stop the denoiser after this many seconds, the learning rate decaying "
                     "over that time (0: run all --steps)")
     ap.add_argument("--resume", help="denoiser_ema folder to start the denoiser from")
+    ap.add_argument("--no-preview", action="store_true",
+                    help="export without rendering the held-out preview grid")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
@@ -323,11 +332,15 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True  # fixed shapes: 110 vs 134 ms per denoiser step (H100)
 
     prompts = data.load_prompts(a.heldout)
-    held = {p["caption"] for p in prompts}
-    images_np, captions = data.load_packs(a.packs, held)
-    print(f"data: {len(captions)} training samples ({len(held)} held-out captions excluded)",
-          flush=True)
-    images = torch.cat([torch.from_numpy(x).to(dev) for x in images_np])
+    stages = set(a.stage)
+    if stages & {"all", "tokenizer", "vae", "denoiser"}:  # export alone needs no data
+        if not a.packs:
+            ap.error("--packs is needed to train")
+        held = {p["caption"] for p in prompts}
+        images_np, captions = data.load_packs(a.packs, held)
+        print(f"data: {len(captions)} training samples ({len(held)} held-out captions excluded)",
+              flush=True)
+        images = torch.cat([torch.from_numpy(x).to(dev) for x in images_np])
     if {"all", "tokenizer"} & set(a.stage):
         stage_tokenizer(captions, a.work)
     if {"all", "vae"} & set(a.stage):
@@ -337,7 +350,7 @@ def main() -> None:
     if {"all", "export"} & set(a.stage):
         if a.out is None:
             ap.error("--out is needed to export")
-        stage_export(a.work, a.out, prompts, dev)
+        stage_export(a.work, a.out, [] if a.no_preview else prompts, dev)
 
 
 if __name__ == "__main__":
