@@ -7,6 +7,7 @@
 
 #include "cuda/flash_attention.hpp"
 #include "kiln/cuda/cuda_ops.hpp"
+#include "kiln/cuda/cuda_glue.hpp"
 
 namespace kiln::cuda_ops {
 
@@ -14,34 +15,7 @@ namespace kc = kernels::cuda;
 
 namespace {
 
-// The same three steps as cuda_ops.cpp's helpers (kept local to this file so the two files
-// do not share an internal header for four lines).
-void require_implementable(const std::string& why, const char* op, Device d) {
-  if (!why.empty())
-    fail(Status::unsupported, str("no ", d.str(), " kernel for this case: ", why), op);
-}
-
-void check_launch(cudaError_t e, const char* op) {
-  if (e == cudaSuccess) return;
-  cudaGetLastError();
-  fail(e == cudaErrorMemoryAllocation ? Status::out_of_memory : Status::device_error,
-       str("CUDA kernel launch failed: ", cudaGetErrorString(e)), op);
-}
-
-kc::ElemType elem_type(DType t, const char* op, Device d) {
-  switch (t) {
-    case DType::f32:
-      return kc::ElemType::f32;
-    case DType::f16:
-      return kc::ElemType::f16;
-    case DType::bf16:
-      return kc::ElemType::bf16;
-    default:
-      break;
-  }
-  fail(Status::unsupported,
-       str("no ", d.str(), " kernel for ", dtype_name(t), " (f32, f16 and bf16 only)"), op);
-}
+using namespace glue;
 
 bool aligned16(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;

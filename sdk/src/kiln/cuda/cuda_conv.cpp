@@ -10,6 +10,7 @@
 
 #include "cuda/conv_cudnn.hpp"
 #include "kiln/cuda/cuda_ops.hpp"
+#include "kiln/cuda/cuda_glue.hpp"
 
 namespace kiln::cuda_ops {
 
@@ -17,33 +18,7 @@ namespace kc = kernels::cuda;
 
 namespace {
 
-// The same steps as cuda_ops.cpp's helpers (kept local, as cuda_attention.cpp does).
-void require_implementable(const std::string& why, const char* op, Device d) {
-  if (!why.empty()) fail(Status::unsupported, str("no ", d.str(), " kernel for this case: ", why), op);
-}
-
-void check_launch(cudaError_t e, const char* op) {
-  if (e == cudaSuccess) return;
-  cudaGetLastError();
-  fail(e == cudaErrorMemoryAllocation ? Status::out_of_memory : Status::device_error,
-       str("CUDA kernel launch failed: ", cudaGetErrorString(e)), op);
-}
-
-cudaStream_t prepare(Device d, const char* op) {
-  check_launch(cudaSetDevice(d.index), op);
-  return static_cast<cudaStream_t>(op_stream(d).native);
-}
-
-kc::ElemType elem_type(DType t, const char* op, Device d) {
-  switch (t) {
-    case DType::f32: return kc::ElemType::f32;
-    case DType::f16: return kc::ElemType::f16;
-    case DType::bf16: return kc::ElemType::bf16;
-    default: break;
-  }
-  fail(Status::unsupported,
-       str("no ", d.str(), " kernel for ", dtype_name(t), " (f32, f16 and bf16 only)"), op);
-}
+using namespace glue;
 
 // cuDNN's workspace: one buffer per device, grown (in 1 MiB steps) to the largest need of a
 // plan so far and kept for the process; plans needing more than kConvWorkspaceLimit are not

@@ -13,6 +13,7 @@
 #include "cuda/gemm_cublaslt.hpp"
 #include "cuda/norm.hpp"
 #include "cuda/softmax.hpp"
+#include "kiln/cuda/cuda_glue.hpp"
 
 namespace kiln::cuda_ops {
 
@@ -20,37 +21,9 @@ namespace kc = kernels::cuda;
 
 namespace {
 
+using namespace glue;
+
 static_assert(kc::kMaxDims == kMaxDims);
-
-// Refuses with the kernel's reason: "[op] no cuda:0 kernel for this case: <why>".
-void require_implementable(const std::string& why, const char* op, Device d) {
-  if (!why.empty()) fail(Status::unsupported, str("no ", d.str(), " kernel for this case: ", why), op);
-}
-
-void check_launch(cudaError_t e, const char* op) {
-  if (e == cudaSuccess) return;
-  cudaGetLastError();  // clear it so later calls are not reported as failing too
-  fail(e == cudaErrorMemoryAllocation ? Status::out_of_memory : Status::device_error,
-       str("CUDA kernel launch failed: ", cudaGetErrorString(e)), op);
-}
-
-// Makes `d` current (kernels launch on the calling thread's current device) and returns the
-// stream to launch on.
-cudaStream_t prepare(Device d, const char* op) {
-  check_launch(cudaSetDevice(d.index), op);
-  return static_cast<cudaStream_t>(op_stream(d).native);
-}
-
-kc::ElemType elem_type(DType t, const char* op, Device d) {
-  switch (t) {
-    case DType::f32: return kc::ElemType::f32;
-    case DType::f16: return kc::ElemType::f16;
-    case DType::bf16: return kc::ElemType::bf16;
-    default: break;
-  }
-  fail(Status::unsupported,
-       str("no ", d.str(), " kernel for ", dtype_name(t), " (f32, f16 and bf16 only)"), op);
-}
 
 // t's element strides over `shape` (0 where t is broadcast).
 void strides_over(const Tensor& t, const Shape& shape, int64_t* out) {
