@@ -17,7 +17,7 @@ namespace {
 
 struct RenderOpts {
   std::string model, prompt, negative, out, sampler, schedule = "default", progress = "auto";
-  std::string init_image, mask;
+  std::string init_image, mask, device = "cpu";
   double strength = 0;
   int width = 0, height = 0, steps = 0, batch = 1;
   float cfg = -1.f, eta = 0.f;
@@ -87,6 +87,8 @@ std::function<int()> add_render(CLI::App& app, const GlobalOptions& g) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--mask", o->mask, "Inpainting mask (white = repaint), same size as --init-image")
       ->needs("--init-image");
+  cmd->add_option("--device", o->device,
+                  "Where the model runs: cpu (default), cuda (= cuda:0) or cuda:N");
   cmd->add_option("--progress", o->progress, "auto (bar on a terminal), bar, json or none")
       ->check(CLI::IsMember({"auto", "bar", "json", "none"}));
   return [&g, o] {
@@ -108,7 +110,7 @@ std::function<int()> add_render(CLI::App& app, const GlobalOptions& g) {
       }
     }
     Runtime rt = make_runtime(g);
-    Model model(rt, o->model);
+    Model model(rt, o->model, o->device);
     kiln_model_defaults d = model.defaults();
     ProgressState st;
     st.json = o->progress == "json";
@@ -144,7 +146,7 @@ std::function<int()> add_render(CLI::App& app, const GlobalOptions& g) {
            << ", CFG scale: " << (o->cfg < 0 ? d.guidance_scale : o->cfg) << ", Seed: " << o->seed
            << ", Size: " << images[0].width << "x" << images[0].height
            << ", Model: " << std::filesystem::path(o->model).filename().string() << " ("
-           << model.family() << "), Batch: " << o->batch;
+           << model.family() << "), Batch: " << o->batch << ", Device: " << model.device();
     if (!o->init_image.empty())
       params << ", Init image: " << o->init_image
              << ", Strength: " << (o->strength > 0 ? o->strength : (o->mask.empty() ? 0.8 : 1.0))

@@ -24,5 +24,6 @@ std::function<int()> add_inspect(CLI::App& app, const GlobalOptions& g);
 std::function<int()> add_noise(CLI::App& app, const GlobalOptions& g);
 std::function<int()> add_render(CLI::App& app, const GlobalOptions& g);
 std::function<int()> add_run_component(CLI::App& app, const GlobalOptions& g);
+std::function<int()> add_bench(CLI::App& app, const GlobalOptions& g);
 
 }  // namespace kiln::cli

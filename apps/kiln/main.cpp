@@ -1,5 +1,5 @@
 // kiln — batch render CLI: info, inspect (weight files and pipeline folders), noise (the
-// seeded initial latent of a diffusers pipeline), render (text-to-image), run-component.
+// seeded initial latent of a diffusers pipeline), render (text-to-image), run-component, bench.
 #include <cstdio>
 #include <vector>
 
@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   reg(add_noise);
   reg(add_render);
   reg(add_run_component);
+  reg(add_bench);
   CLI11_PARSE(app, argc, argv);
   try {
     for (auto& [sub, action] : cmds)

@@ -65,6 +65,11 @@ fi
 expect_fail "render unknown sampler" "not in" "$kiln" render -m "$data/sd15_pipe" -p x --sampler warp -o "$tmp/s.png"
 expect_fail "render size not a multiple" "multiple of 2" "$kiln" render -m "$data/sd15_pipe" -p x -W 17 -H 16 -o "$tmp/s.png"
 expect_fail "render not a pipeline" "model_index.json" "$kiln" render -m "$data/unet/sd15" -p x -o "$tmp/s.png"
+expect_fail "render unknown device" "unknown device 'gpu' (expected cpu, cuda or cuda:N)" \
+  "$kiln" render -m "$data/sd15_pipe" -p x --device gpu -o "$tmp/s.png"
+# cuda:7 exists on no machine we test on (the GPU machine has one, a CPU build none).
+expect_fail "render missing device" "device cuda:7 does not exist" \
+  "$kiln" render -m "$data/sd15_pipe" -p x --device cuda:7 -o "$tmp/s.png"
 [[ ! -e "$tmp/s.png" ]] && pass "no partial render file" || bad "partial render file left"
 
 # 4b. run-component: a U-Net on a golden case's inputs.

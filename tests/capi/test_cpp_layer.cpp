@@ -121,6 +121,36 @@ TEST(CApi, RenderCancelAndBadParams) {
   EXPECT_EQ(kiln_render(nullptr, &p, &out), KILN_ERR_INVALID_ARGUMENT);
 }
 
+// The device option of kiln_model_load_with_params: the CPU by default, a bad string and a
+// device that does not exist are invalid arguments named in the message, before any weight is
+// read. (Rendering on CUDA: tests/cuda/test_cuda_pipelines.cpp.)
+TEST(CApi, ModelDeviceOption) {
+  kiln::Runtime rt;
+  EXPECT_EQ(kiln::Model(rt, fixture("sd15_pipe")).device(), "cpu");
+  EXPECT_EQ(kiln::Model(rt, fixture("sd15_pipe"), "cpu").device(), "cpu");
+  auto message_of = [&](const char* device) -> std::string {
+    try {
+      kiln::Model m(rt, fixture("sd15_pipe"), device);
+    } catch (const kiln::Exception& e) {
+      EXPECT_EQ(e.status(), KILN_ERR_INVALID_ARGUMENT) << e.what();
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_NE(message_of("gpu").find("unknown device 'gpu'"), std::string::npos);
+  EXPECT_NE(message_of("cuda:x").find("unknown device 'cuda:x'"), std::string::npos);
+  EXPECT_NE(message_of("cuda:7").find("cuda:7 does not exist"), std::string::npos);
+  kiln_model_load_params p = kiln_model_load_default_params();
+  EXPECT_EQ(p.struct_size, sizeof(kiln_model_load_params));
+  EXPECT_EQ(p.device, nullptr);
+  p.struct_size = 4;
+  kiln_model* m = nullptr;
+  EXPECT_EQ(kiln_model_load_with_params(rt.get(), fixture("sd15_pipe").c_str(), &p, &m),
+            KILN_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_STREQ(kiln_model_device(nullptr), "");
+}
+
 TEST(CApi, DetectFamilyAndUnknownFolders) {
   EXPECT_EQ(kiln::detect_family(fixture("sd15_pipe")), "sd1");
   try {

@@ -1,4 +1,4 @@
-// pad, interpolate, concat, embedding and the reductions on CUDA against the CPU ops (the
+// pad, interpolate, concat, embedding, apply_rope and the reductions on CUDA against the CPU ops (the
 // reference) on fresh random inputs, plus the checks that need no GPU (can_implement, errors
 // before dispatch). GPU tests skip without a device.
 //
@@ -7,7 +7,8 @@
 // kernel forgets to write shows up (see test_cuda_ops.cpp).
 //
 // Tolerances:
-//  - pad, concat, embedding, nearest/nearest_exact interpolate, amax/amin: exact (bitwise) —
+//  - pad, concat, embedding, apply_rope, nearest/nearest_exact interpolate, amax/amin: exact
+//    (bitwise) —
 //    they move values; the index arithmetic is the CPU's, operation for operation.
 //  - bilinear interpolate: exact — the taps and weights come from the same float operations
 //    (explicitly rounded on the device, no FMA contraction), blended in the CPU's order.
@@ -27,6 +28,7 @@
 #include "cuda/embedding.hpp"
 #include "cuda/reduce.hpp"
 #include "cuda/resample.hpp"
+#include "cuda/rope.hpp"
 #include "kiln/core/device.hpp"
 #include "kiln/core/storage.hpp"
 #include "kiln/core/tensor.hpp"
@@ -423,4 +425,55 @@ TEST(CudaLayout, Reductions) {
   const Tensor empty = Tensor::zeros({3, 0});
   check_exact({empty}, [&](const std::vector<Tensor>& in) { return ops::sum(in[0], last); }, "sum of nothing");
   check_exact({empty}, [&](const std::vector<Tensor>& in) { return ops::mean(in[0], last); }, "mean of nothing");
+}
+
+// apply_rope: both layouts, (B, H, L, D) and (B, L, H, D) memory, a permuted view, odd sizes;
+// the table computed on the host and copied (positions are host metadata). Bit-identical: the
+// kernel rounds each product and the sum as the CPU loop does (no FMA).
+TEST(CudaLayout, ApplyRope) {
+  REQUIRE_GPU();
+  uint64_t seed = 900;
+  const int axes[] = {8, 12, 14};  // sum 34 = head dim, as Flux's (16, 56, 56) on a small scale
+  for (const auto layout : {ops::RopeLayout::interleaved, ops::RopeLayout::split_half}) {
+    for (const int64_t L : {1, 33, 77}) {
+      Tensor ids = Tensor::empty({L, 3}, DType::f32);
+      float* p = ids.mutable_data<float>();
+      for (int64_t i = 0; i < 3 * L; ++i) p[i] = static_cast<float>((i * 7) % 41);
+      const ops::RopeTable host = ops::rope_table(ids, axes, 10000.f);
+      const ops::RopeTable dev{host.cos.to(kGpu), host.sin.to(kGpu)};
+      auto run = [&](const Tensor& x, int seq_dim) {
+        const bool on_gpu = x.device().is_cuda();
+        return ops::apply_rope(x, on_gpu ? dev : host, layout, seq_dim);
+      };
+      const Tensor bhld = test::random_tensor({2, 3, L, 34}, seed++, -4.f, 4.f);
+      check_exact({bhld}, [&](const std::vector<Tensor>& in) { return run(in[0], 2); }, "B,H,L,D");
+      const Tensor blhd = test::random_tensor({2, L, 5, 34}, seed++, -4.f, 4.f);
+      check_exact({blhd}, [&](const std::vector<Tensor>& in) { return run(in[0], 1); }, "B,L,H,D");
+      // (B, L, H, D) memory viewed as (B, H, L, D): made contiguous first on both devices.
+      check_exact({blhd},
+                  [&](const std::vector<Tensor>& in) { return run(in[0].transpose(1, 2), 2); },
+                  "permuted view");
+    }
+  }
+  // Mixed devices are the caller's mistake.
+  const Tensor x = test::random_tensor({1, 1, 4, 8}, seed++).to(kGpu);
+  const ops::RopeTable host = ops::rope_table_1d(Tensor::from_f32({4}, {0.f, 1.f, 2.f, 3.f}), 8, 10000.f);
+  test::expect_error([&] { ops::apply_rope(x, host, ops::RopeLayout::interleaved); },
+                     Status::invalid_argument, "inputs on");
+}
+
+TEST(CudaLayoutCanImplement, Rope) {
+  kc::RopeParams p;
+  float dummy[4] = {};
+  p.x = dummy, p.cos = dummy + 1, p.sin = dummy + 2, p.out = dummy + 3;
+  p.rows = 2, p.head_dim = 4, p.seq_len = 2;
+  EXPECT_EQ(kc::can_implement(p), "");
+  p.head_dim = 3;
+  EXPECT_NE(kc::can_implement(p).find("odd"), std::string::npos);
+  p.head_dim = 4;
+  p.out = dummy;
+  EXPECT_NE(kc::can_implement(p).find("aliases"), std::string::npos);
+  p.out = dummy + 3;
+  p.seq_len = 0;
+  EXPECT_NE(kc::can_implement(p).find("empty table"), std::string::npos);
 }

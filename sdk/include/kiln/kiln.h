@@ -165,9 +165,28 @@ KILN_API kiln_status kiln_detect_family(const char* path, char* buf, size_t buf_
  * and notes. KILN_ERR_FORMAT when the file is not a checkpoint kiln recognises. */
 KILN_API kiln_status kiln_checkpoint_describe(const char* path, char* buf, size_t buf_size);
 KILN_API kiln_status kiln_model_load(kiln_runtime* rt, const char* path, kiln_model** out);
+
+typedef struct kiln_model_load_params {
+  size_t struct_size; /* sizeof(kiln_model_load_params) */
+  /* Where the weights live and every render of the model runs: "cpu" (NULL = "cpu"), "cuda"
+   * (= "cuda:0") or "cuda:N". The initial noise is drawn on the CPU (the same bits on every
+   * device) and the images come back to the host. */
+  const char* device;
+} kiln_model_load_params;
+KILN_API kiln_model_load_params kiln_model_load_default_params(void);
+/* kiln_model_load on a device (params NULL = the defaults: the CPU). An unparsable device
+ * string is KILN_ERR_INVALID_ARGUMENT ("unknown device 'gpu' (expected cpu, cuda or cuda:N)"),
+ * and so is a CUDA index beyond the visible devices ("device cuda:7 does not exist (1 cuda
+ * device(s) present)"), both before any weight is read (a build without CUDA, or a machine
+ * without a driver, has 0 CUDA devices). */
+KILN_API kiln_status kiln_model_load_with_params(kiln_runtime* rt, const char* path,
+                                                 const kiln_model_load_params* params,
+                                                 kiln_model** out);
 KILN_API void kiln_model_free(kiln_model* m);
 /* "sd1", "sdxl", "sd3" or "flux"; valid while the model is loaded. */
 KILN_API const char* kiln_model_family(const kiln_model* m);
+/* The device the model was loaded on: "cpu", "cuda:0", ...; valid while the model is loaded. */
+KILN_API const char* kiln_model_device(const kiln_model* m);
 
 typedef struct kiln_model_defaults {
   size_t struct_size; /* sizeof(kiln_model_defaults) */
@@ -227,6 +246,23 @@ KILN_API void kiln_images_free(kiln_images* images);
 KILN_API kiln_status kiln_component_run(kiln_runtime* rt, const char* component_dir,
                                         const char* inputs, const char* outputs,
                                         const char* prefix, const char* mode);
+
+/* ---------------------------------------------------------------- benchmarks */
+/* Runs one benchmark workload and writes its result as JSON into result_json (result_size
+ * bytes; KILN_ERR_INVALID_ARGUMENT naming the size needed when too small). spec_json:
+ *   {"workload": "attention", "device": "cuda:0", "dtype": "bf16", "warmup": 3, "iters": 10,
+ *    "params": {"heads": 24, "seq": 4608}}
+ * workload: "attention", "gemm", "conv2d", "unet-sd15", "unet-sdxl" or "flux" (components at
+ * their released configs with random weights); every other field is optional (dtype: bf16 on
+ * CUDA, f32 on the CPU). The result holds the resolved parameters, per-iteration times,
+ * median/min ms, TFLOP/s (ops) and peak memory; 1 MiB always holds it (iters <= 10000). A
+ * workload the device cannot run fails with the op's own status (KILN_ERR_UNSUPPORTED naming
+ * the op) and message. */
+KILN_API kiln_status kiln_bench_run(kiln_runtime* rt, const char* spec_json, char* result_json,
+                                    size_t result_size);
+/* The workloads and their parameters with defaults, as a JSON object
+ * {"attention": {"batch": 1, ...}, ...}. */
+KILN_API kiln_status kiln_bench_workloads(char* buf, size_t buf_size);
 
 /* ---------------------------------------------------------------- tensor files */
 /* Writes f32 tensors to a .safetensors file atomically. shapes: n arrays of ndims[i] dims. */

@@ -173,7 +173,16 @@ class Model {
     check(kiln_model_load(rt.get(), path.c_str(), &m));
     m_.reset(m);
   }
+  // On a device: "cpu", "cuda", "cuda:N" (see kiln_model_load_params).
+  Model(Runtime& rt, const std::string& path, const std::string& device) {
+    kiln_model_load_params p = kiln_model_load_default_params();
+    p.device = device.c_str();
+    kiln_model* m = nullptr;
+    check(kiln_model_load_with_params(rt.get(), path.c_str(), &p, &m));
+    m_.reset(m);
+  }
   std::string family() const { return kiln_model_family(m_.get()); }
+  std::string device() const { return kiln_model_device(m_.get()); }
   kiln_model_defaults defaults() const {
     kiln_model_defaults d{};
     d.struct_size = sizeof(d);
@@ -225,6 +234,19 @@ inline void write_png(const std::string& path, std::span<const uint8_t> pixels, 
   }
   check(kiln_image_write_png(path.c_str(), pixels.data(), width, height, channels, keys.data(),
                              values.data(), text.size()));
+}
+
+// One benchmark workload (see kiln_bench_run): spec and result are JSON text.
+inline std::string bench_run(Runtime& rt, const std::string& spec_json) {
+  std::vector<char> buf(size_t{1} << 20);  // kiln.h: 1 MiB always holds a result
+  check(kiln_bench_run(rt.get(), spec_json.c_str(), buf.data(), buf.size()));
+  return buf.data();
+}
+// {"workload": {"param": default, ...}, ...}
+inline std::string bench_workloads() {
+  std::vector<char> buf(size_t{1} << 16);
+  check(kiln_bench_workloads(buf.data(), buf.size()));
+  return buf.data();
 }
 
 struct NamedTensor {

@@ -21,7 +21,10 @@ class RecipePipeline final : public ImagePipeline {
       : family_(std::move(family)), recipe_(std::move(recipe)), defaults_(std::move(defaults)) {}
   const std::string& family() const override { return family_; }
   ImageDefaults defaults() const override { return defaults_; }
-  Tensor generate(const recipes::ImageRequest& req) const override { return recipe_.generate(req); }
+  Device device() const override { return recipe_.device(); }
+  Tensor generate(const recipes::ImageRequest& req) const override {
+    return recipe_.generate(req).to(Device::cpu());
+  }
 
  private:
   std::string family_;
@@ -42,7 +45,8 @@ ImageDefaults make_defaults(int64_t size, int64_t multiple, int steps, float gui
   return d;
 }
 
-using Loader = std::function<std::unique_ptr<ImagePipeline>(const std::filesystem::path&)>;
+using Loader =
+    std::function<std::unique_ptr<ImagePipeline>(const std::filesystem::path&, Device)>;
 
 struct Entry {
   FamilyInfo info;
@@ -51,23 +55,23 @@ struct Entry {
 
 const std::vector<Entry>& entries() {
   static const std::vector<Entry> e = [] {
-    auto sd1 = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
-      auto r = recipes::StableDiffusion::load(f);
+    auto sd1 = [](const std::filesystem::path& f, Device dev) -> std::unique_ptr<ImagePipeline> {
+      auto r = recipes::StableDiffusion::load(f, dev);
       auto d = make_defaults(r.default_size(), r.vae_scale_factor(), 20, 7.5f, "euler");
       return std::make_unique<RecipePipeline<recipes::StableDiffusion>>("sd1", std::move(r), d);
     };
-    auto sdxl = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
-      auto r = recipes::StableDiffusionXL::load(f);
+    auto sdxl = [](const std::filesystem::path& f, Device dev) -> std::unique_ptr<ImagePipeline> {
+      auto r = recipes::StableDiffusionXL::load(f, dev);
       auto d = make_defaults(r.default_size(), r.vae_scale_factor(), 30, 5.0f, "euler");
       return std::make_unique<RecipePipeline<recipes::StableDiffusionXL>>("sdxl", std::move(r), d);
     };
-    auto sd3 = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
-      auto r = recipes::StableDiffusion3::load(f);
+    auto sd3 = [](const std::filesystem::path& f, Device dev) -> std::unique_ptr<ImagePipeline> {
+      auto r = recipes::StableDiffusion3::load(f, dev);
       auto d = make_defaults(r.default_size(), r.size_multiple(), 28, 7.0f, "flow_euler");
       return std::make_unique<RecipePipeline<recipes::StableDiffusion3>>("sd3", std::move(r), d);
     };
-    auto flux = [](const std::filesystem::path& f) -> std::unique_ptr<ImagePipeline> {
-      auto r = recipes::Flux::load(f);
+    auto flux = [](const std::filesystem::path& f, Device dev) -> std::unique_ptr<ImagePipeline> {
+      auto r = recipes::Flux::load(f, dev);
       auto d = make_defaults(r.default_size(), r.size_multiple(), 28, 3.5f, "flow_euler");
       return std::make_unique<RecipePipeline<recipes::Flux>>("flux", std::move(r), d);
     };
@@ -111,9 +115,10 @@ const FamilyInfo& detect_family(const std::filesystem::path& folder) {
   return find_entry(folder).info;
 }
 
-std::unique_ptr<ImagePipeline> load_image_pipeline(const std::filesystem::path& folder) {
+std::unique_ptr<ImagePipeline> load_image_pipeline(const std::filesystem::path& folder,
+                                                   const PipelineLoadOptions& options) {
   const Entry& e = find_entry(folder);
-  return e.load(folder);
+  return e.load(folder, options.device);
 }
 
 }  // namespace kiln::pipelines

@@ -24,7 +24,10 @@ class ImagePipeline {
   virtual ~ImagePipeline() = default;
   virtual const std::string& family() const = 0;
   virtual ImageDefaults defaults() const = 0;
-  // Images (batch, 3, H, W) in [-1, 1].
+  // Where the weights live and the denoising runs (PipelineLoadOptions::device).
+  virtual Device device() const = 0;
+  // Images (batch, 3, H, W) in [-1, 1], on the CPU (copied back from the device). The request's
+  // init image and mask may be on any device.
   virtual Tensor generate(const recipes::ImageRequest& req) const = 0;
 };
 
@@ -38,7 +41,15 @@ const std::vector<FamilyInfo>& families();
 // for a pipeline kiln does not know.
 const FamilyInfo& detect_family(const std::filesystem::path& folder);
 
+struct PipelineLoadOptions {
+  // The models' weights are bound on the CPU (mapped, zero-copy) and then copied here; a device
+  // that does not exist is invalid_argument ("device cuda:7 does not exist (1 cuda device(s)
+  // present)") before any weight is read; a CPU-only build has 0 CUDA devices.
+  Device device = Device::cpu();
+};
+
 // Loads and binds every component (errors name the component and file).
-std::unique_ptr<ImagePipeline> load_image_pipeline(const std::filesystem::path& folder);
+std::unique_ptr<ImagePipeline> load_image_pipeline(const std::filesystem::path& folder,
+                                                   const PipelineLoadOptions& options = {});
 
 }  // namespace kiln::pipelines

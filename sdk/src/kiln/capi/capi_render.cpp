@@ -20,6 +20,7 @@ using namespace kiln;
 struct kiln_model {
   std::unique_ptr<pipelines::ImagePipeline> pipeline;
   pipelines::ImageDefaults defaults;
+  std::string device;  // Device::str() of the pipeline's device
 };
 
 struct kiln_images {
@@ -93,16 +94,36 @@ KILN_API kiln_status kiln_checkpoint_describe(const char* path, char* buf, size_
 }
 
 KILN_API kiln_status kiln_model_load(kiln_runtime* rt, const char* path, kiln_model** out) {
+  return kiln_model_load_with_params(rt, path, nullptr, out);
+}
+
+KILN_API kiln_model_load_params kiln_model_load_default_params(void) {
+  kiln_model_load_params p{};
+  p.struct_size = sizeof(kiln_model_load_params);
+  return p;
+}
+
+KILN_API kiln_status kiln_model_load_with_params(kiln_runtime* rt, const char* path,
+                                                 const kiln_model_load_params* params,
+                                                 kiln_model** out) {
   return capi::guard([&] {
     const char* fn = "kiln_model_load";
     capi::need(rt, fn, "rt");
     capi::need(path, fn, "path");
     capi::need(out, fn, "out");
     *out = nullptr;
+    pipelines::PipelineLoadOptions opt;
+    if (params) {
+      KILN_ARG(params->struct_size == sizeof(kiln_model_load_params), fn, "params->struct_size ",
+               params->struct_size, " != sizeof(kiln_model_load_params) ",
+               sizeof(kiln_model_load_params));
+      if (params->device) opt.device = Device::parse(params->device);
+    }
     auto m = std::make_unique<kiln_model>();
-    m->pipeline = pipelines::load_image_pipeline(path);
+    m->pipeline = pipelines::load_image_pipeline(path, opt);
     m->defaults = m->pipeline->defaults();
-    rt->logger.info("loaded ", path, " (", m->pipeline->family(), ")");
+    m->device = m->pipeline->device().str();
+    rt->logger.info("loaded ", path, " (", m->pipeline->family(), ") on ", m->device);
     *out = m.release();
   });
 }
@@ -112,6 +133,8 @@ KILN_API void kiln_model_free(kiln_model* m) { delete m; }
 KILN_API const char* kiln_model_family(const kiln_model* m) {
   return m ? m->pipeline->family().c_str() : "";
 }
+
+KILN_API const char* kiln_model_device(const kiln_model* m) { return m ? m->device.c_str() : ""; }
 
 KILN_API kiln_status kiln_model_get_defaults(const kiln_model* m, kiln_model_defaults* out) {
   return capi::guard([&] {

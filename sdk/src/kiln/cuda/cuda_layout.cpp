@@ -1,5 +1,6 @@
-// The CUDA paths of pad, interpolate, concat, embedding and the reductions: tensors -> params
-// of kernels/cuda/{resample,embedding,reduce}.hpp, can_implement, launch on the op stream.
+// The CUDA paths of pad, interpolate, concat, embedding, apply_rope and the reductions: tensors
+// -> params of kernels/cuda/{resample,embedding,rope,reduce}.hpp, can_implement, launch on the
+// op stream.
 // See cuda_ops.hpp.
 #include <cuda_runtime_api.h>
 
@@ -8,6 +9,7 @@
 
 #include "cuda/embedding.hpp"
 #include "cuda/reduce.hpp"
+#include "cuda/rope.hpp"
 #include "cuda/resample.hpp"
 #include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/cuda/cuda_glue.hpp"
@@ -125,6 +127,30 @@ Tensor concat(std::span<const Tensor> xs, int dim, const Shape& out_shape) {
     }
     at += len;
   }
+  return out;
+}
+
+Tensor apply_rope(const Tensor& x_in, const Tensor& cos, const Tensor& sin, bool interleaved,
+                  int seq_dim) {
+  const char* op = "apply_rope";
+  const Device d = x_in.device();
+  const Tensor x = x_in.contiguous();
+  const Tensor tc = cos.contiguous(), ts = sin.contiguous();
+  Tensor out = Tensor::empty(x.shape(), DType::f32, d);
+  kc::RopeParams p;
+  p.head_dim = x.size(3);
+  p.rows = p.head_dim > 0 ? x.numel() / p.head_dim : 0;
+  p.seq_len = x.size(seq_dim);
+  p.inner = seq_dim == 1 ? x.size(2) : 1;
+  p.interleaved = interleaved;
+  if (x.numel() == 0) return out;
+  p.x = x.data<float>();
+  p.cos = tc.data<float>();
+  p.sin = ts.data<float>();
+  p.out = out.mutable_data<float>();
+  require_implementable(kc::can_implement(p), op, d);
+  cudaStream_t stream = prepare(d, op);
+  check_launch(kc::launch_rope(p, stream), op);
   return out;
 }
 

@@ -77,6 +77,11 @@ Tensor concat(std::span<const Tensor> xs, int dim, const Shape& out_shape);
 // [0, V) is invalid_argument naming the first one (flat index) as the CPU op does; the check
 // reads one word back, so this call waits for the device.
 Tensor embedding(const Tensor& weight, const Tensor& ids);
+// Rotary embedding (kernels/cuda/rope.hpp): x (B, H, L, D) or (B, L, H, D) f32 (any strides;
+// a view is made contiguous first), cos/sin (L, D/2) f32, validated by ops::apply_rope ->
+// new contiguous f32 of x's shape, bit-identical to the CPU op.
+Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, bool interleaved,
+                  int seq_dim);
 enum class Reduction { sum, mean, max, min };
 // x f32/f16/bf16 reduced over the dims with reduced[d] -> f32 (the kept dims, in order).
 Tensor reduce(const char* op, Reduction kind, const Tensor& x, std::span<const bool> reduced);

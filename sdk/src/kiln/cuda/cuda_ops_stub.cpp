@@ -41,6 +41,9 @@ Tensor interpolate(const Tensor&, std::span<const int64_t>, ops::InterpMode, boo
 }
 Tensor concat(std::span<const Tensor>, int, const Shape&) { no_cuda("concat"); }
 Tensor embedding(const Tensor&, const Tensor&) { no_cuda("embedding"); }
+Tensor apply_rope(const Tensor&, const Tensor&, const Tensor&, bool, int) {
+  no_cuda("apply_rope");
+}
 Tensor reduce(const char* op, Reduction, const Tensor&, std::span<const bool>) { no_cuda(op); }
 Tensor attention(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                  const AttentionOptions&, Tensor*) {

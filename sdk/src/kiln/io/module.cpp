@@ -170,4 +170,20 @@ BindReport bind(Module& m, const WeightSource& src, const BindOptions& opt) {
   return rep;
 }
 
+size_t to_device(Module& m, Device device) {
+  check_device(device);
+  std::vector<ParamDecl> decls = collect_params(m);
+  std::vector<Tensor> moved(decls.size());
+  size_t bytes = 0;
+  for (size_t i = 0; i < decls.size(); ++i) {
+    const Tensor& t = *decls[i].slot;
+    if (!t.defined() || t.device() == device) continue;
+    moved[i] = t.to(device);
+    bytes += t.nbytes();
+  }
+  for (size_t i = 0; i < decls.size(); ++i)
+    if (moved[i].defined()) *decls[i].slot = std::move(moved[i]);
+  return bytes;
+}
+
 }  // namespace kiln::io

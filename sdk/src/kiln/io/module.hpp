@@ -117,4 +117,10 @@ struct BindReport {
 // A module that declares the same name twice is a kiln bug (Status::internal).
 BindReport bind(Module& m, const WeightSource& src, const BindOptions& opt = {});
 
+// Moves every bound parameter of `m` to `device` (Tensor::to: a copy, or the tensor itself when
+// it is there already). All copies are made before any slot is replaced, so a failure (out of
+// device memory, a device that does not exist) leaves the module as it was. Returns the bytes
+// copied. How a pipeline loaded on the CPU (weights mapped, zero-copy) moves to a GPU.
+size_t to_device(Module& m, Device device);
+
 }  // namespace kiln::io

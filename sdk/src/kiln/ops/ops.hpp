@@ -149,6 +149,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
 struct RopeTable {
   Tensor cos, sin;  // (L, D/2) f32 each: one angle per rotated pair
 };
+// The tables are built on the CPU (positions are host metadata; angles in f64, as diffusers):
+// move them with .to(device) to apply them on a GPU.
 // 1-D: positions (L) f32/i64, pair i of `dim` rotates by pos * theta^(-2i/dim).
 RopeTable rope_table_1d(const Tensor& positions, int dim, float theta);
 // Multi-axis (Flux, Wan): ids (L, A), axis a contributes axes_dims[a]/2 pairs computed from
@@ -158,7 +160,8 @@ enum class RopeLayout {
   interleaved,  // pairs (x[2i], x[2i+1]) — Flux, Wan, diffusers use_real_unbind_dim=-1
   split_half,   // pairs (x[i], x[i + D/2]) — GPT-NeoX / diffusers use_real_unbind_dim=-2
 };
-// x (B, H, L, D) or (B, L, H, D) with `seq_dim` naming L (2 or 1); table (L, D/2).
+// x (B, H, L, D) or (B, L, H, D) with `seq_dim` naming L (2 or 1); table (L, D/2), on x's
+// device. On CUDA bit-identical to the CPU (kernels/cuda/rope.cu).
 Tensor apply_rope(const Tensor& x, const RopeTable& table, RopeLayout layout, int seq_dim = 2);
 
 }  // namespace kiln::ops

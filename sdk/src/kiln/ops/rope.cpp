@@ -10,6 +10,7 @@
 
 #include "kiln/core/copy.hpp"
 #include "kiln/core/parallel.hpp"
+#include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/ops.hpp"
 
 namespace kiln::ops {
@@ -99,7 +100,7 @@ RopeTable rope_table(const Tensor& ids, std::span<const int> axes_dims, float th
 // Ref: diffusers embeddings.py apply_rotary_emb (use_real_unbind_dim -1 / -2).
 Tensor apply_rope(const Tensor& x_in, const RopeTable& table, RopeLayout layout, int seq_dim) {
   const char* op = "apply_rope";
-  require_cpu(op, {&x_in, &table.cos, &table.sin});
+  const Device dev = common_device(op, {&x_in, &table.cos, &table.sin});
   require_f32(op, "x", x_in, 4);
   require_f32(op, "table.cos", table.cos, 2);
   require_f32(op, "table.sin", table.sin, 2);
@@ -112,6 +113,9 @@ Tensor apply_rope(const Tensor& x_in, const RopeTable& table, RopeLayout layout,
            " with seq_dim ", seq_dim);
   KILN_ARG(table.sin.shape() == table.cos.shape(), op, "table.sin ", table.sin.shape().str(),
            " differs from table.cos ", table.cos.shape().str());
+  if (dev.is_cuda())  // kernels/cuda/rope.cu, bit-identical to the loop below
+    return cuda_ops::apply_rope(x_in, table.cos, table.sin, layout == RopeLayout::interleaved,
+                                seq_dim);
   const Tensor x = x_in.contiguous();
   const Tensor tc = table.cos.contiguous(), ts = table.sin.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);

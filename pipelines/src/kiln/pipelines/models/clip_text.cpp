@@ -184,21 +184,23 @@ ClipTextOutput ClipTextModel::forward(const Tensor& ids, const ClipTextOptions& 
   KILN_ARG(
       ids.defined() && ids.ndim() == 2 && (ids.dtype() == DType::i64 || ids.dtype() == DType::i32),
       kCtx, "ids must be (B, L) i64 or i32, got ", ids.defined() ? ids.str() : "undefined");
-  ops::require_cpu(kCtx, {&ids, &token_embedding});
-  const Tensor idc = ids.contiguous();
+  // The ids are read on the host (eos positions below) and embedded on the weights' device.
+  const Device dev = token_embedding.device();
+  const Tensor idc = ids.to(Device::cpu()).contiguous();
   const int64_t B = ids.size(0), L = ids.size(1);
   KILN_ARG(B > 0 && L > 0 && L <= cfg_.max_position_embeddings, kCtx, "sequence length ", L,
            " outside [1, max_position_embeddings ", cfg_.max_position_embeddings, "]");
 
   // Embeddings: token_embedding[ids] + position_embedding[0..L)  -> (B, L, D)
-  Tensor x = ops::add(ops::embedding(token_embedding, idc), position_embedding.narrow(0, 0, L));
+  Tensor x =
+      ops::add(ops::embedding(token_embedding, idc.to(dev)), position_embedding.narrow(0, 0, L));
 
   Tensor mask;  // (B, 1, 1, L) additive, combined with the causal mask inside attention
   if (attention_mask.defined()) {
     KILN_ARG(
         attention_mask.ndim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == L,
         kCtx, "attention_mask must be (", B, ", ", L, "), got ", attention_mask.str());
-    const Tensor keep = ops::compare(attention_mask.to(DType::f32), ops::Cmp::ne, 0.f);
+    const Tensor keep = ops::compare(attention_mask.to(dev).to(DType::f32), ops::Cmp::ne, 0.f);
     mask = ops::where(keep.view({B, 1, 1, L}), Tensor::full({}, 0.f, keep.device()),
                       Tensor::full({}, -std::numeric_limits<float>::infinity(), keep.device()));
   }

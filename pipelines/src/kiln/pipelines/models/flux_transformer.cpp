@@ -448,10 +448,14 @@ Tensor FluxTransformer2DModel::forward(const Tensor& hidden_states,
   const Tensor g = guidance.defined() ? scaled_by_1000(guidance, B, "guidance") : Tensor();
   const Tensor temb = time_text_embed(t, g, pooled_projections);
 
-  // RoPE table of the joint sequence, text first: (S + L, head_dim/2).
-  const std::array<Tensor, 2> ids{ids_2d(txt_ids).to(DType::f32), ids_2d(img_ids).to(DType::f32)};
-  const ops::RopeTable rope =
+  // RoPE table of the joint sequence, text first: (S + L, head_dim/2). Positions are host
+  // metadata: the table is computed on the host in double (rope.cpp) and copied to the device.
+  const std::array<Tensor, 2> ids{ids_2d(txt_ids).to(Device::cpu()).to(DType::f32),
+                                  ids_2d(img_ids).to(Device::cpu()).to(DType::f32)};
+  ops::RopeTable rope =
       ops::rope_table(ops::concat(ids, 0), config_.axes_dims_rope, config_.rope_theta);
+  rope.cos = rope.cos.to(hidden_states.device());
+  rope.sin = rope.sin.to(hidden_states.device());
 
   Tensor x = x_embedder(hidden_states);                  // (B, L, inner)
   Tensor ctx = context_embedder(encoder_hidden_states);  // (B, S, inner)

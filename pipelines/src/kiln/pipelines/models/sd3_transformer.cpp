@@ -166,7 +166,7 @@ Tensor PatchEmbed::operator()(const Tensor& x) const {
   Tensor t = proj(x);  // (B, D, h, w)
   const int64_t h = t.size(2), w = t.size(3);
   t = t.flatten(2).transpose(1, 2);     // (B, h*w, D)
-  return ops::add(t, positions(h, w));  // (B, h*w, D) contiguous
+  return ops::add(t, positions(h, w).to(t.device()));  // (B, h*w, D) contiguous
 }
 
 TimeTextEmbed::TimeTextEmbed(int64_t dim, int64_t pooled_dim)

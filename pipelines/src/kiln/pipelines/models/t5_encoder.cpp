@@ -225,8 +225,9 @@ Tensor T5EncoderModel::forward(const Tensor& ids, const Tensor& attention_mask) 
       ids.defined() && ids.ndim() == 2 && (ids.dtype() == DType::i64 || ids.dtype() == DType::i32),
       kCtx, "ids must be (B, L) i64 or i32, got ", ids.defined() ? ids.str() : "undefined");
   KILN_ARG(!blocks.empty() && shared.defined(), kCtx, "the model has no weights (use load())");
-  ops::require_cpu(kCtx, {&ids, &shared, &attention_mask});
-  const Tensor idc = ids.contiguous();
+  // Host-built ids and mask go to the weights' device.
+  const Device dev = shared.device();
+  const Tensor idc = ids.to(dev).contiguous();
   const int64_t B = ids.size(0), L = ids.size(1);
   KILN_ARG(B > 0 && L > 0, kCtx, "empty ids ", ids.str());
 
@@ -240,7 +241,7 @@ Tensor T5EncoderModel::forward(const Tensor& ids, const Tensor& attention_mask) 
     KILN_ARG(
         attention_mask.ndim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == L,
         kCtx, "attention_mask must be (", B, ", ", L, "), got ", attention_mask.str());
-    const Tensor keep = ops::compare(attention_mask.to(DType::f32), ops::Cmp::ne, 0.f);
+    const Tensor keep = ops::compare(attention_mask.to(dev).to(DType::f32), ops::Cmp::ne, 0.f);
     const Tensor mask =
         ops::where(keep.view({B, 1, 1, L}), Tensor::full({}, 0.f, keep.device()),
                    Tensor::full({}, std::numeric_limits<float>::lowest(), keep.device()));

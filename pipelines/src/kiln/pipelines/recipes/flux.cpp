@@ -16,15 +16,17 @@ constexpr const char* kCtx = "flux";
 
 }  // namespace
 
-Flux Flux::load(const std::filesystem::path& folder) {
+Flux Flux::load(const std::filesystem::path& folder, Device device) {
+  check_device(device);  // before any weight is read: "cuda:7 does not exist: ..."
   io::DiffusersFolder f = io::DiffusersFolder::open(folder);
   Flux fx;
+  fx.device_ = device;
   fx.tokenizer_ = load_component<text::ClipTokenizer>(f, "tokenizer");
-  fx.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder");
+  fx.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder", device);
   fx.tokenizer_2_ = load_component<text::T5Tokenizer>(f, "tokenizer_2");
-  fx.text_encoder_2_ = load_component<models::T5EncoderModel>(f, "text_encoder_2");
-  fx.transformer_ = load_component<models::FluxTransformer2DModel>(f, "transformer");
-  fx.vae_ = load_component<models::AutoencoderKL>(f, "vae");
+  fx.text_encoder_2_ = load_component<models::T5EncoderModel>(f, "text_encoder_2", device);
+  fx.transformer_ = load_component<models::FluxTransformer2DModel>(f, "transformer", device);
+  fx.vae_ = load_component<models::AutoencoderKL>(f, "vae", device);
   fx.schedule_cfg_ = samplers::ScheduleConfig::from_config(f.config("scheduler"));
 
   // The shapes the components must agree on (a mixed-up folder fails here, not mid-sampling).
@@ -142,19 +144,20 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
   rng::Generator gen = rng::Generator::torch_cpu(req.seed);
   Tensor x, x0, noise;
   if (img2img) {
-    FlowImageStart start = flow_image_start(*vae_, req.init_image, B, sigmas[0], gen);
+    FlowImageStart start = flow_image_start(*vae_, req.init_image.to(device_), B, sigmas[0], gen);
     x0 = start.x0;  // (B, C, H/f, W/f)
     noise = start.noise;
     x = models::flux::pack_latents(start.x);
   } else {
-    x = models::flux::pack_latents(rng::randn({B, tc.in_channels / 4, lh, lw}, gen));
+    x = models::flux::pack_latents(rng::randn({B, tc.in_channels / 4, lh, lw}, gen).to(device_));
   }
 
   // Distilled guidance: torch.full([1], guidance_scale).expand(B), only for guidance_embeds.
-  const Tensor guidance = tc.guidance_embeds ? Tensor::full({B}, req.guidance_scale) : Tensor{};
+  const Tensor guidance =
+      tc.guidance_embeds ? Tensor::full({B}, req.guidance_scale, device_) : Tensor{};
   samplers::ModelFn model = [&](const Tensor& x_in, float t) {
     // The pipeline passes timestep / 1000 (f32 division); the model multiplies it back.
-    Tensor ts = Tensor::full({x_in.size(0)}, t / 1000.f);
+    Tensor ts = Tensor::full({x_in.size(0)}, t / 1000.f, device_);
     return transformer_->forward(x_in, states, pooled, ts, img_ids, txt_ids, guidance);
   };
   samplers::Denoiser denoiser = samplers::wrap_model(model, schedule_cfg_, sched);
@@ -164,7 +167,7 @@ Tensor Flux::generate(const ImageRequest& req, const FluxOptions& opt) const {
     // (repeated over the C channels, (B, C, H/f, W/f)) packed to (B, L, 4C). Its masked image
     // latents (a posterior sample drawn after the noise) are never read by a 4C-channel
     // transformer and flow_euler draws nothing more, so they are skipped.
-    const Tensor m = latent_mask(req.mask, lh, lw, B);
+    const Tensor m = latent_mask(req.mask.to(device_), lh, lw, B);
     const Tensor mask = models::flux::pack_latents(m.expand(x0.shape()).contiguous());
     set_flow_inpaint_blend(ctx, models::flux::pack_latents(x0), models::flux::pack_latents(noise),
                            mask, sigmas);

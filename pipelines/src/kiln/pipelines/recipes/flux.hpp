@@ -35,7 +35,9 @@ struct FluxOptions {
 class Flux {
  public:
   // Opens and binds every component of the folder (throws naming the component and file).
-  static Flux load(const std::filesystem::path& folder);
+  // `device`: where the models' weights live and the denoising runs (tokenizers, schedules and
+  // the initial noise stay on the host); generate() returns images on it.
+  static Flux load(const std::filesystem::path& folder, Device device = Device::cpu());
 
   // Images (batch, 3, H, W) in about [-1, 1] (the VAE output, before postprocessing).
   // req.prompt goes to CLIP and T5; negative_prompt is unused (no CFG, as FluxPipeline with
@@ -72,8 +74,11 @@ class Flux {
   int64_t size_multiple() const { return 2 * vae_scale_factor(); }
   const models::FluxTransformer2DModel& transformer() const { return *transformer_; }
 
+  Device device() const { return device_; }
+
  private:
   Flux() = default;
+  Device device_ = Device::cpu();
   // Components are immutable once bound; copies of the pipeline share them.
   std::shared_ptr<const text::ClipTokenizer> tokenizer_;
   std::shared_ptr<const models::ClipTextModel> text_encoder_;

@@ -119,7 +119,7 @@ FlowImageStart flow_image_start(const models::AutoencoderKL& vae, const Tensor& 
   FlowImageStart s;
   s.x0 = vae.to_latent(vae.encode(init_image).sample(gen));
   if (s.x0.size(0) != batch) s.x0 = repeat_batch(s.x0, batch);
-  s.noise = rng::randn(s.x0.shape(), gen);
+  s.noise = rng::randn(s.x0.shape(), gen).to(s.x0.device());  // drawn on the host, bit-exact
   s.x = ops::add(ops::scale(s.noise, first_sigma), ops::scale(s.x0, 1.f - first_sigma));
   return s;
 }

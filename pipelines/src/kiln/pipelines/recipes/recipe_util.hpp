@@ -7,9 +7,12 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 #include "kiln/core/tensor.hpp"
 #include "kiln/io/diffusers.hpp"
+#include "kiln/io/module.hpp"
 #include "kiln/pipelines/models/autoencoder_kl.hpp"
 #include "kiln/pipelines/recipes/image_request.hpp"
 #include "kiln/pipelines/samplers/samplers.hpp"
@@ -17,10 +20,17 @@
 
 namespace kiln::pipelines::recipes {
 
-// T::load(<folder>/<name>) behind the shared_ptr<const T> the recipes hold.
+// T::load(<folder>/<name>) behind the shared_ptr<const T> the recipes hold. A model (an
+// io::Module) is bound on the CPU (weights mapped, zero-copy) and then moved to `device`;
+// tokenizers stay on the host.
 template <typename T>
-std::shared_ptr<const T> load_component(const io::DiffusersFolder& f, std::string_view name) {
-  return std::make_shared<const T>(T::load(f.component_dir(name)));
+std::shared_ptr<const T> load_component(const io::DiffusersFolder& f, std::string_view name,
+                                        Device device = Device::cpu()) {
+  T component = T::load(f.component_dir(name));
+  if constexpr (std::is_base_of_v<io::Module, T>) {
+    if (!device.is_cpu()) io::to_device(component, device);
+  }
+  return std::make_shared<const T>(std::move(component));
 }
 
 // A component listed with a class in model_index.json (absent and [null, null] both mean no).

@@ -95,6 +95,9 @@ Tensor denoise_and_decode(const SdParts& p, const ImageRequest& req, const SdPla
   const int64_t C = p.vae.config.latent_channels;
   const Shape shape{B, C, plan.height / f, plan.width / f};
   const bool inpaint_unet = p.unet.config().in_channels != C;
+  const Device dev = p.device;
+  const Tensor init_image = plan.img2img ? req.init_image.to(dev) : Tensor();
+  const Tensor mask = plan.inpaint ? req.mask.to(dev) : Tensor();
 
   samplers::Schedule sched =
       samplers::make_schedule(p.schedule_cfg, sched_kind, samplers::timestep_rule(kind), req.steps);
@@ -110,8 +113,8 @@ Tensor denoise_and_decode(const SdParts& p, const ImageRequest& req, const SdPla
   Tensor x, noise, image_latents, mask_lat, masked_lat;  // latents (B, C, h, w)
   const bool strength_max = plan.inpaint && req.strength == 1.0;
   if (plan.img2img && !(strength_max && inpaint_unet))  // inpaint: only needed to start from it
-    image_latents = encode_image(p.vae, req.init_image, B, gen);  // or to blend (4 channels)
-  noise = rng::randn(shape, gen);
+    image_latents = encode_image(p.vae, init_image, B, gen);  // or to blend (4 channels)
+  noise = rng::randn(shape, gen).to(dev);
   if (!plan.img2img || strength_max)
     x = ops::scale(noise, sched.init_noise_sigma);
   else
@@ -119,9 +122,9 @@ Tensor denoise_and_decode(const SdParts& p, const ImageRequest& req, const SdPla
   if (plan.inpaint) {
     // prepare_mask_latents: mask (binarized) resized to the latent grid with nearest; the
     // masked image (init * (mask < 0.5)) encoded with its own posterior sample.
-    Tensor masked = ops::mul(req.init_image, binarize_mask(req.mask, /*invert=*/true));
+    Tensor masked = ops::mul(init_image, binarize_mask(mask, /*invert=*/true));
     masked_lat = encode_image(p.vae, masked, B, gen);
-    mask_lat = latent_mask(req.mask, shape[2], shape[3], B);
+    mask_lat = latent_mask(mask, shape[2], shape[3], B);
   }
 
   const float g = req.guidance_scale;
@@ -136,7 +139,7 @@ Tensor denoise_and_decode(const SdParts& p, const ImageRequest& req, const SdPla
       Tensor parts[] = {in, mask_in, masked_in};
       in = ops::concat(parts, 1);
     }
-    Tensor ts = Tensor::full({in.size(0)}, t);
+    Tensor ts = Tensor::full({in.size(0)}, t, in.device());
     Tensor out = p.unet.forward(in, ts, cond.text, cond.added);
     return cfg ? combine_cfg(out, g) : out;
   };

@@ -23,6 +23,7 @@ struct SdParts {
   const samplers::ScheduleConfig& schedule_cfg;
   int64_t default_size;  // pixels, when the request and the init image set none
   const char* context;   // error context: the recipe's name
+  Device device = Device::cpu();  // where the models' weights are; the latents live there too
 };
 
 // What the request resolves to once checked against the model.
@@ -52,7 +53,9 @@ struct SdConditioning {
 
 // Draws the initial latents exactly as diffusers (generator order: init-image posterior sample,
 // noise, masked-image posterior sample, then the sampler's own noise), runs the sampler with CFG
-// and the inpainting inputs, and decodes: images (batch, 3, H, W) in [-1, 1].
+// and the inpainting inputs, and decodes: images (batch, 3, H, W) in [-1, 1] on parts.device.
+// The noise is drawn on the host (the torch CPU generator, bit-exact) and copied there; the
+// request's init image and mask may be on any device.
 Tensor denoise_and_decode(const SdParts& parts, const ImageRequest& req, const SdPlan& plan,
                           const SdConditioning& cond);
 

@@ -11,13 +11,15 @@ namespace {
 constexpr const char* kCtx = "stable_diffusion";
 }
 
-StableDiffusion StableDiffusion::load(const std::filesystem::path& folder) {
+StableDiffusion StableDiffusion::load(const std::filesystem::path& folder, Device device) {
+  check_device(device);  // before any weight is read: "cuda:7 does not exist: ..."
   io::DiffusersFolder f = io::DiffusersFolder::open(folder);
   StableDiffusion sd;
+  sd.device_ = device;
   sd.tokenizer_ = load_component<text::ClipTokenizer>(f, "tokenizer");
-  sd.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder");
-  sd.unet_ = load_component<models::UNet2DConditionModel>(f, "unet");
-  sd.vae_ = load_component<models::AutoencoderKL>(f, "vae");
+  sd.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder", device);
+  sd.unet_ = load_component<models::UNet2DConditionModel>(f, "unet", device);
+  sd.vae_ = load_component<models::AutoencoderKL>(f, "vae", device);
   sd.schedule_cfg_ = samplers::ScheduleConfig::from_config(f.config("scheduler"));
   sd.sample_size_ = f.config("unet").get_int_or("sample_size", 64);
   const auto& uc = sd.unet_->config();
@@ -35,7 +37,7 @@ Tensor StableDiffusion::encode_text(const std::string& prompt) const {
 }
 
 Tensor StableDiffusion::generate(const SdRequest& req) const {
-  const SdParts parts{*unet_, *vae_, schedule_cfg_, default_size(), kCtx};
+  const SdParts parts{*unet_, *vae_, schedule_cfg_, default_size(), kCtx, device_};
   const SdPlan plan = plan_request(parts, req);
   const int64_t B = req.batch;
   // Text conditioning: (B, 77, D), negatives first when guiding (diffusers' cat order).

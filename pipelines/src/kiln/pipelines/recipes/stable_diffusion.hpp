@@ -28,7 +28,9 @@ using SdRequest = ImageRequest;
 class StableDiffusion {
  public:
   // Opens and binds every component of the folder (throws naming the component and file).
-  static StableDiffusion load(const std::filesystem::path& folder);
+  // `device`: where the models' weights live and the denoising runs (tokenizers, schedules and
+  // the initial noise stay on the host); generate() returns images on it.
+  static StableDiffusion load(const std::filesystem::path& folder, Device device = Device::cpu());
 
   // Images (batch, 3, H, W) in [-1, 1] (the VAE output, before postprocessing). Bad requests
   // (sizes, strength, mask, a mask-less request to an inpainting model) throw invalid_argument.
@@ -40,8 +42,11 @@ class StableDiffusion {
   int64_t default_size() const { return sample_size_ * vae_scale_factor(); }  // pixels
   const models::UNet2DConditionModel& unet() const { return *unet_; }
 
+  Device device() const { return device_; }
+
  private:
   StableDiffusion() = default;
+  Device device_ = Device::cpu();
   // Components are immutable once bound; copies of the pipeline share them.
   std::shared_ptr<const text::ClipTokenizer> tokenizer_;
   std::shared_ptr<const models::ClipTextModel> text_encoder_;

@@ -16,23 +16,25 @@ constexpr const char* kCtx = "stable_diffusion3";
 
 }  // namespace
 
-StableDiffusion3 StableDiffusion3::load(const std::filesystem::path& folder) {
+StableDiffusion3 StableDiffusion3::load(const std::filesystem::path& folder, Device device) {
+  check_device(device);  // before any weight is read: "cuda:7 does not exist: ..."
   io::DiffusersFolder f = io::DiffusersFolder::open(folder);
   StableDiffusion3 sd;
+  sd.device_ = device;
   sd.tokenizer_ = load_component<text::ClipTokenizer>(f, "tokenizer");
   sd.tokenizer_2_ = load_component<text::ClipTokenizer>(f, "tokenizer_2");
-  sd.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder");
-  sd.text_encoder_2_ = load_component<models::ClipTextModel>(f, "text_encoder_2");
+  sd.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder", device);
+  sd.text_encoder_2_ = load_component<models::ClipTextModel>(f, "text_encoder_2", device);
   // SD3 ships without T5 too ([null, null] entries): diffusers then feeds zeros in its place.
   if (has_present_component(f, "text_encoder_3")) {
     KILN_CHECK(has_present_component(f, "tokenizer_3"), Status::format_error,
                (folder / "model_index.json").string(),
                "text_encoder_3 is set but tokenizer_3 is not");
     sd.tokenizer_3_ = load_component<text::T5Tokenizer>(f, "tokenizer_3");
-    sd.text_encoder_3_ = load_component<models::T5EncoderModel>(f, "text_encoder_3");
+    sd.text_encoder_3_ = load_component<models::T5EncoderModel>(f, "text_encoder_3", device);
   }
-  sd.transformer_ = load_component<models::SD3Transformer2DModel>(f, "transformer");
-  sd.vae_ = load_component<models::AutoencoderKL>(f, "vae");
+  sd.transformer_ = load_component<models::SD3Transformer2DModel>(f, "transformer", device);
+  sd.vae_ = load_component<models::AutoencoderKL>(f, "vae", device);
   sd.schedule_cfg_ = samplers::ScheduleConfig::from_config(f.config("scheduler"));
 
   // The shapes the components must agree on (a mixed-up folder fails here, not mid-sampling).
@@ -85,12 +87,12 @@ StableDiffusion3::TextEmbeds StableDiffusion3::encode_text(const std::string& pr
         tokenizer_3_->encode_padded(prompt, max_sequence_length).ids};
     t5 = text_encoder_3_->forward(ids);
   } else {
-    t5 = Tensor::zeros({1, max_sequence_length, J});
+    t5 = Tensor::zeros({1, max_sequence_length, J}, DType::f32, device_);
   }
 
   // torch.nn.functional.pad(clip, (0, J - (D1 + D2))), then cat with T5 on the sequence axis.
   const int64_t d = h1.size(2) + h2.size(2);
-  Tensor parts[] = {h1, h2, Tensor::zeros({1, h1.size(1), J - d})};
+  Tensor parts[] = {h1, h2, Tensor::zeros({1, h1.size(1), J - d}, DType::f32, device_)};
   Tensor clip_states = ops::concat(parts, 2);  // (1, 77, J)
   Tensor seq[] = {clip_states, t5};
   Tensor pooled[] = {p1, p2};
@@ -160,18 +162,18 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
     // (z - shift_factor) * scaling_factor, repeated to the batch, then the noise;
     // scheduler.scale_noise at the first sigma s: s * noise + (1 - s) * x0. The inpaint
     // pipeline's strength 1 takes the noise as is, which this is (s = 1).
-    FlowImageStart start = flow_image_start(*vae_, req.init_image, B, sigmas[0], gen);
+    FlowImageStart start = flow_image_start(*vae_, req.init_image.to(device_), B, sigmas[0], gen);
     x0 = start.x0;  // (B, C, H/f, W/f)
     noise = start.noise;
     x = start.x;
   } else {
-    x = ops::scale(rng::randn({B, tc.in_channels, lh, lw}, gen), sched.init_noise_sigma);
+    x = ops::scale(rng::randn({B, tc.in_channels, lh, lw}, gen).to(device_), sched.init_noise_sigma);
   }
 
   const float g = req.guidance_scale;
   samplers::ModelFn model = [&](const Tensor& x_in, float t) {
     Tensor in = cfg ? duplicate_for_cfg(x_in) : x_in;
-    Tensor ts = Tensor::full({in.size(0)}, t);
+    Tensor ts = Tensor::full({in.size(0)}, t, device_);
     Tensor v = transformer_->forward(in, states, pooled, ts);
     return cfg ? combine_cfg(v, g) : v;
   };
@@ -181,7 +183,8 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
   // prepare_mask_latents then also encodes the masked image with a posterior sample drawn after
   // the noise; a 16-channel transformer never reads it and flow_euler draws nothing more, so it
   // is skipped.
-  if (inpaint) set_flow_inpaint_blend(ctx, x0, noise, latent_mask(req.mask, lh, lw, B), sigmas);
+  if (inpaint)
+    set_flow_inpaint_blend(ctx, x0, noise, latent_mask(req.mask.to(device_), lh, lw, B), sigmas);
   x = samplers::sample(kind, denoiser, x, sigmas, ctx);
   x = samplers::final_latents(x, sigmas.back(), schedule_cfg_);
   // latents / scaling_factor + shift_factor -> decode. StableDiffusion3InpaintPipeline decodes
@@ -189,7 +192,8 @@ Tensor StableDiffusion3::generate(const ImageRequest& req, const Sd3Options& opt
   // pipeline_stable_diffusion_3_inpaint.py, after the denoising loop); kiln reproduces it.
   if (inpaint)
     return vae_->decode(
-        ops::div(x, Tensor::full({1, 1, 1, 1}, static_cast<float>(vae_->config.scaling_factor))));
+        ops::div(x, Tensor::full({1, 1, 1, 1}, static_cast<float>(vae_->config.scaling_factor),
+                                 device_)));
   return vae_->decode(vae_->from_latent(x));
 }
 

@@ -38,7 +38,9 @@ struct Sd3Options {
 class StableDiffusion3 {
  public:
   // Opens and binds every component of the folder (throws naming the component and file).
-  static StableDiffusion3 load(const std::filesystem::path& folder);
+  // `device`: where the models' weights live and the denoising runs (tokenizers, schedules and
+  // the initial noise stay on the host); generate() returns images on it.
+  static StableDiffusion3 load(const std::filesystem::path& folder, Device device = Device::cpu());
 
   // Images (batch, 3, H, W) in about [-1, 1] (the VAE output, before postprocessing).
   // req.prompt / negative_prompt go to all three encoders; width/height must be multiples of
@@ -69,8 +71,11 @@ class StableDiffusion3 {
   int64_t size_multiple() const;
   const models::SD3Transformer2DModel& transformer() const { return *transformer_; }
 
+  Device device() const { return device_; }
+
  private:
   StableDiffusion3() = default;
+  Device device_ = Device::cpu();
   // Components are immutable once bound; copies of the pipeline share them.
   std::shared_ptr<const text::ClipTokenizer> tokenizer_, tokenizer_2_;
   std::shared_ptr<const models::ClipTextModel> text_encoder_, text_encoder_2_;

@@ -16,17 +16,19 @@ constexpr int64_t kTimeIds = 6;  // original_size (2) + crops_coords_top_left (2
 
 }  // namespace
 
-StableDiffusionXL StableDiffusionXL::load(const std::filesystem::path& folder) {
+StableDiffusionXL StableDiffusionXL::load(const std::filesystem::path& folder, Device device) {
+  check_device(device);  // before any weight is read: "cuda:7 does not exist: ..."
   io::DiffusersFolder f = io::DiffusersFolder::open(folder);
   StableDiffusionXL xl;
+  xl.device_ = device;
   if (has_present_component(f, "text_encoder")) {
     xl.tokenizer_ = load_component<text::ClipTokenizer>(f, "tokenizer");
-    xl.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder");
+    xl.text_encoder_ = load_component<models::ClipTextModel>(f, "text_encoder", device);
   }
   xl.tokenizer_2_ = load_component<text::ClipTokenizer>(f, "tokenizer_2");
-  xl.text_encoder_2_ = load_component<models::ClipTextModel>(f, "text_encoder_2");
-  xl.unet_ = load_component<models::UNet2DConditionModel>(f, "unet");
-  xl.vae_ = load_component<models::AutoencoderKL>(f, "vae");
+  xl.text_encoder_2_ = load_component<models::ClipTextModel>(f, "text_encoder_2", device);
+  xl.unet_ = load_component<models::UNet2DConditionModel>(f, "unet", device);
+  xl.vae_ = load_component<models::AutoencoderKL>(f, "vae", device);
   xl.schedule_cfg_ = samplers::ScheduleConfig::from_config(f.config("scheduler"));
   xl.sample_size_ = f.config("unet").get_int_or("sample_size", 128);
   const auto& opt = f.options();
@@ -75,7 +77,7 @@ StableDiffusionXL::TextEmbeds StableDiffusionXL::encode_text(const std::string& 
 }
 
 Tensor StableDiffusionXL::generate(const ImageRequest& req) const {
-  const SdParts parts{*unet_, *vae_, schedule_cfg_, default_size(), kCtx};
+  const SdParts parts{*unet_, *vae_, schedule_cfg_, default_size(), kCtx, device_};
   const SdPlan plan = plan_request(parts, req);
   const int64_t B = req.batch;
 
@@ -83,7 +85,8 @@ Tensor StableDiffusionXL::generate(const ImageRequest& req) const {
   // add_time_ids = (original_size + crops_coords_top_left + target_size), original = target =
   // the output size; negative_original_size/target_size default to the same.
   const float h = static_cast<float>(plan.height), w = static_cast<float>(plan.width);
-  Tensor ids = repeat_batch(Tensor::from_f32({1, kTimeIds}, {h, w, 0.f, 0.f, h, w}), B);
+  Tensor ids =
+      repeat_batch(Tensor::from_f32({1, kTimeIds}, {h, w, 0.f, 0.f, h, w}).to(device_), B);
   SdConditioning cond;
   cond.text = repeat_batch(pos.states, B);
   cond.added.text_embeds = repeat_batch(pos.pooled, B);
@@ -91,8 +94,8 @@ Tensor StableDiffusionXL::generate(const ImageRequest& req) const {
   if (plan.cfg) {
     TextEmbeds neg;
     if (req.negative_prompt.empty() && force_zeros_) {
-      neg.states = Tensor::zeros(pos.states.shape());
-      neg.pooled = Tensor::zeros(pos.pooled.shape());
+      neg.states = Tensor::zeros(pos.states.shape(), DType::f32, device_);
+      neg.pooled = Tensor::zeros(pos.pooled.shape(), DType::f32, device_);
     } else {
       neg = encode_text(req.negative_prompt);
     }

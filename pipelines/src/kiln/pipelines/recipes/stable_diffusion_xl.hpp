@@ -36,7 +36,9 @@ class StableDiffusionXL {
  public:
   // Opens and binds every component of the folder (throws naming the component and file);
   // format_error when the encoders' widths do not add up to the U-Net's conditioning sizes.
-  static StableDiffusionXL load(const std::filesystem::path& folder);
+  // `device`: where the models' weights live and the denoising runs (tokenizers, schedules and
+  // the initial noise stay on the host); generate() returns images on it.
+  static StableDiffusionXL load(const std::filesystem::path& folder, Device device = Device::cpu());
 
   // Images (batch, 3, H, W) in [-1, 1] (the VAE output, before postprocessing).
   Tensor generate(const ImageRequest& req) const;
@@ -53,8 +55,11 @@ class StableDiffusionXL {
   bool force_zeros_for_empty_prompt() const { return force_zeros_; }
   const models::UNet2DConditionModel& unet() const { return *unet_; }
 
+  Device device() const { return device_; }
+
  private:
   StableDiffusionXL() = default;
+  Device device_ = Device::cpu();
   // Components are immutable once bound; copies of the pipeline share them. tokenizer_ and
   // text_encoder_ are null for a folder without the first encoder.
   std::shared_ptr<const text::ClipTokenizer> tokenizer_, tokenizer_2_;
