@@ -116,7 +116,7 @@ GemmAlgoKey gemm_algo_key(const GemmParams& p, int device) {
   k.trans_a = p.trans_a;
   k.trans_b = p.trans_b;
   k.bias = p.bias != nullptr;
-  k.accumulate_d = p.accumulate_d;
+  k.d_f32 = p.d_f32;
   k.m = p.m, k.n = p.n, k.k = p.k;
   k.lda = p.lda, k.ldb = p.ldb, k.ldd = p.ldd;
   k.batch = p.batch;
@@ -126,7 +126,7 @@ GemmAlgoKey gemm_algo_key(const GemmParams& p, int device) {
   k.stride_d = batched ? p.stride_d : 0;
   k.align_a = gemm_alignment(p.a, k.stride_a * es);
   k.align_b = gemm_alignment(p.b, k.stride_b * es);
-  k.align_d = gemm_alignment(p.d, k.stride_d * es);
+  k.align_d = gemm_alignment(p.d, k.stride_d * (p.d_f32 ? 4 : es));
   k.align_bias = p.bias ? gemm_alignment(p.bias, 0) : 0;
   k.workspace_bytes = p.workspace_bytes;
   return k;
@@ -137,7 +137,7 @@ size_t GemmAlgoKeyHash::operator()(const GemmAlgoKey& k) const {
   hash_mix(h, static_cast<uint64_t>(k.device));
   hash_mix(h, static_cast<uint64_t>(k.type) | (uint64_t{k.trans_a} << 8) |
                   (uint64_t{k.trans_b} << 9) | (uint64_t{k.bias} << 10) |
-                  (uint64_t{k.accumulate_d} << 11));
+                  (uint64_t{k.d_f32} << 11));
   for (int64_t v :
        {k.m, k.n, k.k, k.lda, k.ldb, k.ldd, k.batch, k.stride_a, k.stride_b, k.stride_d})
     hash_mix(h, static_cast<uint64_t>(v));
@@ -151,7 +151,8 @@ std::string describe(const GemmParams& p) {
   std::ostringstream s;
   s << elem_type_name(p.type) << " gemm M=" << p.m << " N=" << p.n << " K=" << p.k
     << " op(A)=" << (p.trans_a ? 'T' : 'N') << " lda=" << p.lda
-    << " op(B)=" << (p.trans_b ? 'T' : 'N') << " ldb=" << p.ldb << " ldd=" << p.ldd;
+    << " op(B)=" << (p.trans_b ? 'T' : 'N') << " ldb=" << p.ldb << " ldd=" << p.ldd
+    << (p.d_f32 ? " D f32" : "");
   if (p.batch != 1)
     s << " batch=" << p.batch << " (strides a=" << p.stride_a << " b=" << p.stride_b
       << " d=" << p.stride_d << ")";
@@ -183,10 +184,13 @@ std::string can_implement(const GemmParams& p) {
   if (p.ldb < wb)
     return "ldb " + std::to_string(p.ldb) + " < " + std::to_string(wb) + " columns of B as stored";
   if (p.ldd < p.n) return "ldd " + std::to_string(p.ldd) + " < N = " + std::to_string(p.n);
+  if (p.d_f32 && p.type == ElemType::f32) return "d_f32 is for f16/bf16 A and B";
   const uint32_t es = static_cast<uint32_t>(elem_size(p.type));
-  for (const void* q : {p.a, p.b, static_cast<const void*>(p.d), p.bias})
-    if (q && gemm_alignment(q, 0) < es)
-      return "a pointer is not aligned to its " + std::to_string(es) + "-byte elements";
+  const uint32_t es_d = p.d_f32 ? 4u : es;
+  const std::pair<const void*, uint32_t> ptrs[] = {{p.a, es}, {p.b, es}, {p.d, es_d}, {p.bias, es_d}};
+  for (const auto& [q, e] : ptrs)
+    if (q && gemm_alignment(q, 0) < e)
+      return "a pointer is not aligned to its " + std::to_string(e) + "-byte elements";
   if (p.workspace_bytes > 0 && !p.workspace) return "workspace size given without a workspace";
   return "";
 }
@@ -233,7 +237,8 @@ GemmStatus launch_gemm_cublaslt(const GemmParams& p, cudaStream_t stream) {
                           p.stride_b);
   Layout lb = make_layout(ck, p.type, p.trans_a ? p.m : p.k, p.trans_a ? p.k : p.m, p.lda, p.batch,
                           p.stride_a);
-  Layout ld = make_layout(ck, p.type, p.n, p.m, p.ldd, p.batch, p.stride_d);
+  Layout ld = make_layout(ck, p.d_f32 ? ElemType::f32 : p.type, p.n, p.m, p.ldd, p.batch,
+                          p.stride_d);
   if (!ck.st.ok()) return ck.st;
 
   const GemmAlgoKey key = gemm_algo_key(p, device);
@@ -273,7 +278,7 @@ GemmStatus launch_gemm_cublaslt(const GemmParams& p, cudaStream_t stream) {
     it = ds.algos.emplace(key, result.algo).first;
   }
 
-  const float alpha = 1.f, beta = p.accumulate_d ? 1.f : 0.f;
+  const float alpha = 1.f, beta = 0.f;
   ck(cublasLtMatmul(ds.handle, raw_desc, &alpha, p.b, la.get(), p.a, lb.get(), &beta, p.d, ld.get(),
                     p.d, ld.get(), &it->second, p.workspace, p.workspace_bytes, stream),
      "cublasLtMatmul");

@@ -44,12 +44,12 @@ struct GemmParams {
   const void* b = nullptr;        // op(B) (K, N): stored (K, N) row-major, or (N, K) if trans_b
   void* d = nullptr;              // (M, N) row-major, leading dim ldd
   const void* bias = nullptr;     // (N) contiguous, or null
-  // D = op(A) @ op(B) + D (beta = 1, C aliasing D): the caller pre-fills D. kiln's bf16 linear
-  // uses it for its bias instead of CUBLASLT_EPILOGUE_BIAS: on the H100 (CUDA 13) the bf16 bias
-  // epilogue gave errors of several bf16 ulps where acc + bias cancels, as if acc were rounded
-  // to bf16 before the add (tests/cuda/test_cuda_gemm.cpp), and cuBLASLt refuses an f32 bias
-  // (BIAS_DATA_TYPE) for 16-bit D. beta * C is added in the f32 scale type before D's rounding.
-  bool accumulate_d = false;
+  // D (and the bias) stored in f32 while A and B are f16/bf16 (a cuBLASLt combination for
+  // CUBLAS_COMPUTE_32F). kiln's bf16 linear with a bias uses it and casts D once afterwards: on
+  // the H100 (CUDA 13) the bf16 bias epilogue was off by several bf16 ulps where acc + bias
+  // cancels, cuBLASLt refuses an f32 bias (BIAS_DATA_TYPE) for a 16-bit D, and a bias pre-filled
+  // into D with beta = 1 still left one layout one ulp over (tests/cuda/test_cuda_gemm.cpp).
+  bool d_f32 = false;
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0;
   int64_t lda = 0, ldb = 0, ldd = 0;  // elements between rows of the stored matrices
@@ -96,7 +96,7 @@ GemmOperand gemm_operand(int64_t rows, int64_t cols, int64_t row_stride, int64_t
 struct GemmAlgoKey {
   int device = 0;
   ElemType type = ElemType::f32;
-  bool trans_a = false, trans_b = false, bias = false, accumulate_d = false;
+  bool trans_a = false, trans_b = false, bias = false, d_f32 = false;
   int64_t m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldd = 0;
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_d = 0;
   uint32_t align_a = 0, align_b = 0, align_d = 0, align_bias = 0;

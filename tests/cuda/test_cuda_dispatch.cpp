@@ -258,6 +258,18 @@ TEST(CudaCanImplement, Gemm) {
   p.workspace_bytes = 1024;
   EXPECT_NE(kc::can_implement(p).find("workspace"), std::string::npos);
   p = gemm_case();
+  p.d_f32 = true;  // an f32 D is the 16-bit inputs' option
+  EXPECT_NE(kc::can_implement(p).find("d_f32"), std::string::npos);
+  p.type = kc::ElemType::bf16;
+  EXPECT_EQ(kc::can_implement(p), "");
+  p.d = reinterpret_cast<char*>(p.d) + 2;  // 2-byte aligned: fine for bf16, not for an f32 D
+  EXPECT_NE(kc::can_implement(p).find("4-byte"), std::string::npos);
+  EXPECT_NE(kc::gemm_algo_key(p, 0), [&] {
+    kc::GemmParams q = p;
+    q.d_f32 = false;
+    return kc::gemm_algo_key(q, 0);
+  }());
+  p = gemm_case();
   p.m = 0;  // empty output: nothing to do, even with null pointers
   p.a = nullptr;
   EXPECT_EQ(kc::can_implement(p), "");

@@ -293,28 +293,27 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   elem_type(weight.dtype(), op, d);  // fp8 weights: unsupported here (no fp8 GEMM yet)
   const GemmInput xi = gemm_input(x);
   const GemmInput wi = gemm_input(weight.to(x.dtype()));
-  // The bias is rounded to x's dtype (the op's contract). f32/f16: fused as cuBLASLt's bias
-  // epilogue. bf16: the output is pre-filled with the bias rows and the GEMM accumulates onto
-  // it (beta = 1), since the bf16 bias epilogue rounds early (kernels/cuda/gemm_cublaslt.hpp).
-  const Tensor b = bias.defined() ? bias.to(x.dtype()).contiguous() : Tensor();
-  const bool bias_rows = b.defined() && x.dtype() == DType::bf16;
+  // The bias is rounded to x's dtype (the op's contract) and fused as cuBLASLt's bias epilogue.
+  // bf16 with a bias: D and the bias in f32, then one cast to bf16, since cuBLASLt's bf16 bias
+  // epilogue rounds early (kernels/cuda/gemm_cublaslt.hpp, GemmParams::d_f32).
+  const bool f32_out = bias.defined() && x.dtype() == DType::bf16;
+  const Tensor b = !bias.defined() ? Tensor()
+                   : f32_out       ? bias.to(x.dtype()).to(DType::f32).contiguous()
+                                   : bias.to(x.dtype()).contiguous();
   p.m = x.size(0), p.k = x.size(1), p.n = weight.size(0);
-  Tensor out = Tensor::empty({p.m, p.n}, x.dtype(), d);
-  if (out.numel() == 0) return out;
+  Tensor out = Tensor::empty({p.m, p.n}, f32_out ? DType::f32 : x.dtype(), d);
+  if (out.numel() == 0) return out.to(x.dtype());
   // out = x @ W^T: W (out, in) row-major is op(B) with its transpose flag toggled.
   p.trans_a = xi.view.trans, p.lda = xi.view.ld, p.a = xi.t.raw_data();
   p.trans_b = !wi.view.trans, p.ldb = wi.view.ld, p.b = wi.t.raw_data();
   p.d = out.mutable_raw_data(), p.ldd = p.n;
-  if (bias_rows) {
-    out.copy_from(b.view({1, p.n}).expand({p.m, p.n}));
-    p.accumulate_d = true;
-  }
-  p.bias = b.defined() && !bias_rows ? b.raw_data() : nullptr;
+  p.d_f32 = f32_out;
+  p.bias = b.defined() ? b.raw_data() : nullptr;
   p.workspace = gemm_workspace(d);
   p.workspace_bytes = kGemmWorkspaceBytes;
   require_implementable(kc::can_implement(p), op, d);
   check_gemm(kc::launch_gemm_cublaslt(p, prepare(d, op)), p, op, what);
-  return out;
+  return f32_out ? out.to(DType::bf16) : out;  // the cast kernel: round to nearest even, once
 }
 
 }  // namespace kiln::cuda_ops
