@@ -17,14 +17,13 @@
 #include "kiln/core/device.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/cuda/cuda_memory.hpp"
+#include "cuda_test_util.hpp"
 
 using namespace kiln;
+using namespace kiln::cuda_test;
 
 namespace {
 
-bool have_gpu() {
-  return backend_for(DeviceType::cuda).device_count() > 0;
-}
 DeviceBackend& cuda() {
   return backend_for(DeviceType::cuda);
 }

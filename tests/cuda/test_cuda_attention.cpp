@@ -41,28 +41,16 @@
 #include "kiln/core/tensor.hpp"
 #include "kiln/cuda/cuda_ops.hpp"
 #include "kiln/ops/ops.hpp"
+#include "cuda_test_util.hpp"
 #include "test_support.hpp"
 
 using namespace kiln;
+using namespace kiln::cuda_test;
 namespace kc = kiln::kernels::cuda;
 
 namespace {
 
-bool have_gpu() {
-  return backend_for(DeviceType::cuda).device_count() > 0;
-}
-
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
-
-const Device kGpu = Device::cuda(0);
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-void poison_next_allocation(size_t nbytes) {
-  Tensor t = Tensor::empty({static_cast<int64_t>((nbytes + 3) / 4)}, DType::f32, kGpu);
-  ASSERT_EQ(cudaMemset(t.mutable_raw_data(), 0xff, t.nbytes()), cudaSuccess);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-}
 
 enum class MaskKind { none, keep, add };
 

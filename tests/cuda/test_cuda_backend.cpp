@@ -2,12 +2,13 @@
 
 #include "kiln/core/device.hpp"
 #include "kiln/core/tensor.hpp"
+#include "cuda_test_util.hpp"
 #include "test_support.hpp"
 
 using namespace kiln;
+using namespace kiln::cuda_test;
 
 namespace {
-bool have_gpu() { return backend_for(DeviceType::cuda).device_count() > 0; }
 }  // namespace
 
 TEST(CudaBackend, RoundTripThroughDeviceMemory) {

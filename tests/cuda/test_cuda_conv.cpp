@@ -30,36 +30,17 @@
 #include "kiln/core/storage.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/ops/ops.hpp"
+#include "cuda_test_util.hpp"
 #include "test_support.hpp"
 
 using namespace kiln;
+using namespace kiln::cuda_test;
 namespace kc = kiln::kernels::cuda;
 using ops::ConvParams;
 using ops::ConvTransposeParams;
 using ops::PadMode;
 
 namespace {
-
-bool have_gpu() { return backend_for(DeviceType::cuda).device_count() > 0; }
-
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
-
-const Device kGpu = Device::cuda(0);
-
-void poison_next_allocation(size_t nbytes) {
-  Tensor t = Tensor::empty({static_cast<int64_t>((nbytes + 3) / 4)}, DType::f32, kGpu);
-  ASSERT_EQ(cudaMemset(t.mutable_raw_data(), 0xff, t.nbytes()), cudaSuccess);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-}
-
-Tensor abs_of(const Tensor& x) {
-  if (!x.defined()) return x;
-  Tensor a = x.contiguous().clone();
-  float* p = a.mutable_data<float>();
-  for (int64_t i = 0; i < a.numel(); ++i) p[i] = std::fabs(p[i]);
-  return a;
-}
 
 // |cuda - cpu| <= a * |cpu| + b * S elementwise (NaN never matches: conv outputs are finite).
 ::testing::AssertionResult within(const Tensor& gpu, const Tensor& cpu, const Tensor& s, double a,
@@ -140,7 +121,7 @@ void check_conv_f32(const ConvCase& c, uint64_t seed, bool transposed_view) {
     return transposed_view ? t.transpose(n - 2, n - 1).contiguous().transpose(n - 2, n - 1) : t;
   };
   const Tensor ref = ops::conv(x, w, b, c.p);
-  const Tensor s = ops::conv(abs_of(x), abs_of(w), abs_of(b), c.p);
+  const Tensor s = ops::conv(abs_host(x), abs_host(w), abs_host(b), c.p);
   const Tensor xd = arg(x.to(kGpu)), wd = w.to(kGpu), bd = c.bias ? b.to(kGpu) : Tensor();
   poison_next_allocation(ref.nbytes());
   const Tensor got = ops::conv(xd, wd, bd, c.p);
@@ -158,7 +139,7 @@ void check_conv_half(const ConvCase& c, DType dt, uint64_t seed) {
   const Tensor b = c.bias ? test::random_tensor({c.w[0]}, seed + 2).to(dt) : Tensor();
   const Tensor xf = x.to(DType::f32), wf = w.to(DType::f32), bf = c.bias ? b.to(DType::f32) : Tensor();
   const Tensor ref = ops::conv(xf, wf, bf, c.p);
-  const Tensor s = ops::conv(abs_of(xf), abs_of(wf), abs_of(bf), c.p);
+  const Tensor s = ops::conv(abs_host(xf), abs_host(wf), abs_host(bf), c.p);
   poison_next_allocation(ref.nbytes() / 2);
   const Tensor got = ops::conv(x.to(kGpu), w.to(kGpu), c.bias ? b.to(kGpu) : Tensor(), c.p);
   ASSERT_EQ(got.dtype(), dt);
@@ -294,8 +275,8 @@ TEST(CudaConv, RepeatedShapesAndWeightDtypes) {
   const Tensor y2 = ops::conv(x, w.to(kGpu), b.to(kGpu), c.p).to(Device::cpu());
   ASSERT_EQ(std::memcmp(y1.raw_data(), y2.raw_data(), y1.nbytes()), 0);
   const Tensor ref = ops::conv(x.to(Device::cpu()), w, b, c.p);
-  const Tensor s = ops::conv(abs_of(x.to(Device::cpu())), abs_of(w.to(DType::f32)),
-                             abs_of(b.to(DType::f32)), c.p);
+  const Tensor s = ops::conv(abs_host(x.to(Device::cpu())), abs_host(w.to(DType::f32)),
+                             abs_host(b.to(DType::f32)), c.p);
   EXPECT_TRUE(within(y1, ref, s, 0, 2.0 * (7 * 9 + 1) * std::ldexp(1.0, -24)));
 }
 
@@ -329,7 +310,7 @@ TEST(CudaConvTranspose, MatchesCpu) {
     const int64_t cout = c.w[1] * c.p.groups;
     const Tensor b = c.bias ? test::random_tensor({cout}, seed++) : Tensor();
     const Tensor ref = ops::conv_transpose(x, w, b, c.p);
-    const Tensor s = ops::conv_transpose(abs_of(x), abs_of(w), abs_of(b), c.p);
+    const Tensor s = ops::conv_transpose(abs_host(x), abs_host(w), abs_host(b), c.p);
     poison_next_allocation(ref.nbytes());
     const Tensor got = ops::conv_transpose(x.to(kGpu), w.to(kGpu), c.bias ? b.to(kGpu) : Tensor(), c.p);
     ASSERT_TRUE(got.device().is_cuda());

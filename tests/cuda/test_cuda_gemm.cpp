@@ -29,37 +29,17 @@
 #include "kiln/core/device.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/ops/ops.hpp"
+#include "cuda_test_util.hpp"
 #include "test_support.hpp"
 
 using namespace kiln;
+using namespace kiln::cuda_test;
 
 namespace {
-
-bool have_gpu() {
-  return backend_for(DeviceType::cuda).device_count() > 0;
-}
-
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
-
-const Device kGpu = Device::cuda(0);
-
-void poison_next_allocation(size_t nbytes) {
-  Tensor t = Tensor::empty({static_cast<int64_t>((nbytes + 3) / 4)}, DType::f32, kGpu);
-  ASSERT_EQ(cudaMemset(t.mutable_raw_data(), 0xff, t.nbytes()), cudaSuccess);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-}
 
 // Random values in [-1, 1) representable in `dt` (returned as f32 on the CPU).
 Tensor rounded_random(const Shape& shape, uint64_t seed, DType dt) {
   return test::random_tensor(shape, seed).to(dt).to(DType::f32);
-}
-
-Tensor abs_cpu(const Tensor& t) {
-  Tensor c = t.contiguous().clone();
-  float* p = c.mutable_data<float>();
-  for (int64_t i = 0; i < c.numel(); ++i) p[i] = std::fabs(p[i]);
-  return c;
 }
 
 // f32 CPU view of a CUDA result of any float dtype.
@@ -112,7 +92,7 @@ void check_matmul(const Shape& sa, const View& va, const Shape& sb, const View& 
                   uint64_t seed) {
   const Tensor a = rounded_random(sa, seed, dt), b = rounded_random(sb, seed + 1, dt);
   const Tensor ref = ops::matmul(va(a), vb(b));
-  const Tensor scale = ops::matmul(va(abs_cpu(a)), vb(abs_cpu(b)));
+  const Tensor scale = ops::matmul(va(abs_host(a)), vb(abs_host(b)));
   const Tensor ga = a.to(dt).to(kGpu), gb = b.to(dt).to(kGpu);
   poison_next_allocation(static_cast<size_t>(dtype_nbytes(dt, ref.numel())));
   const Tensor out = ops::matmul(va(ga), vb(gb));
@@ -220,7 +200,7 @@ void check_linear(const Shape& xs, int64_t out_f, bool with_bias, DType xt, DTyp
   auto wv = [&](const Tensor& t) { return w_transposed ? t.transpose(0, 1) : t; };
   const Tensor ref = ops::linear(x, wv(w_stored), bias);
   Tensor scale =
-      ops::linear(abs_cpu(x), wv(abs_cpu(w_stored)), with_bias ? abs_cpu(bias) : Tensor());
+      ops::linear(abs_host(x), wv(abs_host(w_stored)), with_bias ? abs_host(bias) : Tensor());
   const Tensor gx = x.to(xt).to(kGpu), gw = w_stored.to(wt).to(kGpu);
   const Tensor gb = with_bias ? bias.to(wt).to(kGpu) : Tensor();
   poison_next_allocation(static_cast<size_t>(dtype_nbytes(xt, ref.numel())));
@@ -262,7 +242,7 @@ TEST(CudaGemm, LinearNonContiguousInput) {
     const Tensor x = rounded_random({33, 2, 77}, 900, dt), w = rounded_random({7, 77}, 901, dt);
     const Tensor b = rounded_random({7}, 902, dt);
     const Tensor ref = ops::linear(x.transpose(0, 1), w, b);
-    const Tensor scale = ops::linear(abs_cpu(x).transpose(0, 1), abs_cpu(w), abs_cpu(b));
+    const Tensor scale = ops::linear(abs_host(x).transpose(0, 1), abs_host(w), abs_host(b));
     const Tensor out =
         ops::linear(x.to(dt).to(kGpu).transpose(0, 1), w.to(dt).to(kGpu), b.to(dt).to(kGpu));
     EXPECT_TRUE(gemm_matches(out, ref, scale, 77, dt)) << dtype_name(dt);

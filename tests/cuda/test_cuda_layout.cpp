@@ -33,26 +33,14 @@
 #include "kiln/core/storage.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/ops/ops.hpp"
+#include "cuda_test_util.hpp"
 #include "test_support.hpp"
 
 using namespace kiln;
+using namespace kiln::cuda_test;
 namespace kc = kiln::kernels::cuda;
 
 namespace {
-
-bool have_gpu() { return backend_for(DeviceType::cuda).device_count() > 0; }
-
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
-
-const Device kGpu = Device::cuda(0);
-
-// Frees a 0xFF-filled block of `nbytes` so the next allocation of that size likely gets it.
-void poison_next_allocation(size_t nbytes) {
-  Tensor t = Tensor::empty({static_cast<int64_t>((nbytes + 3) / 4)}, DType::f32, kGpu);
-  ASSERT_EQ(cudaMemset(t.mutable_raw_data(), 0xff, t.nbytes()), cudaSuccess);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-}
 
 // Bitwise equality of a CUDA result with the CPU reference (same dtype and shape); a NaN matches
 // any NaN (the sign and payload of 0/0 differ between x86's default NaN and CUDA's).
@@ -106,13 +94,6 @@ void check_exact(const std::vector<Tensor>& inputs,
   EXPECT_TRUE(out.device().is_cuda());
   EXPECT_TRUE(out.is_contiguous());
   EXPECT_TRUE(identical(out, ref));
-}
-
-Tensor abs_of(const Tensor& x) {
-  Tensor a = x.contiguous().clone();
-  float* p = a.mutable_data<float>();
-  for (int64_t i = 0; i < a.numel(); ++i) p[i] = std::fabs(p[i]);
-  return a;
 }
 
 // f32 tensor of `shape` whose storage claims to be on cuda:0 (host memory, never dereferenced
@@ -406,7 +387,7 @@ TEST(CudaLayout, Reductions) {
         }
         // Per output (n + 2) u sum|x| (header comment); the mean's sum|x| is divided by n too.
         const int64_t n = std::max<int64_t>(1, x.numel() / std::max<int64_t>(1, ref.numel()));
-        Tensor bound = ops::sum(abs_of(arg(x)), dims, keep);
+        Tensor bound = ops::sum(abs_host(arg(x)), dims, keep);
         if (kind == kMean) bound = ops::scale(bound, 1.f / static_cast<float>(n));
         bound = ops::scale(bound, static_cast<float>(n + 2) * std::ldexp(1.f, -24), 1e-30f);
         EXPECT_TRUE(within(got, ref, bound));

@@ -36,30 +36,13 @@
 #include "kiln/core/device.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/ops/ops.hpp"
+#include "cuda_test_util.hpp"
 #include "test_support.hpp"
 
 using namespace kiln;
+using namespace kiln::cuda_test;
 
 namespace {
-
-bool have_gpu() { return backend_for(DeviceType::cuda).device_count() > 0; }
-
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
-
-const Device kGpu = Device::cuda(0);
-
-// Fills a CUDA tensor's bytes with 0xFF (NaN for every float type).
-void poison(Tensor& t) {
-  ASSERT_EQ(cudaMemset(t.mutable_raw_data(), 0xff, t.nbytes()), cudaSuccess);
-}
-
-// Frees a 0xFF-filled block of `nbytes` so the next allocation of that size likely gets it.
-void poison_next_allocation(size_t nbytes) {
-  Tensor t = Tensor::empty({static_cast<int64_t>((nbytes + 3) / 4)}, DType::f32, kGpu);
-  poison(t);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-}
 
 // Distance in ulps between two finite floats of the same sign domain (monotone integer map).
 int64_t ulp_distance(float a, float b) {

@@ -45,21 +45,15 @@
 #include "kiln/pipelines/text/clip_tokenizer.hpp"
 #include "kiln/rng/generator.hpp"
 #include "pipeline_test_util.hpp"
+#include "cuda_test_util.hpp"
 #include "test_support.hpp"
 
 using namespace kiln;
+using namespace kiln::cuda_test;
 using pipelines::recipes::ImageRequest;
 
 namespace {
 
-bool have_gpu() {
-  return backend_for(DeviceType::cuda).device_count() > 0;
-}
-
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
-
-const Device kGpu = Device::cuda(0);
 constexpr double kMinPipelinePsnrDb = 60.0;
 constexpr double kMaxComponentRelL2 = 1e-5;
 
