@@ -4,19 +4,7 @@
 # resolved spec; bad specs give a clear error and a non-zero exit. Timings are never judged.
 set -uo pipefail
 kiln="$1"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   - $1"; }
-bad() { echo "FAIL - $1"; fails=$((fails + 1)); }
-expect_fail() {
-  local name="$1" want="$2"
-  shift 2
-  local out
-  out="$("$@" 2>&1)"
-  local rc=$?
-  if [[ $rc -ne 0 && "$out" == *"$want"* ]]; then pass "$name (exit $rc)"; else bad "$name: exit $rc, output: $out"; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 
 if "$kiln" bench attention --device cpu -n 2 --warmup 1 -p heads=2 -p seq=40 -p head_dim=16 \
      -p causal=true --json "$tmp/b.json" >"$tmp/out" 2>&1; then
@@ -45,5 +33,4 @@ expect_fail "no workload" "name a workload" "$kiln" bench
 expect_fail "bf16 on the cpu" "attention" "$kiln" bench attention --dtype bf16 -n 1 --warmup 0 -p seq=8 -p head_dim=8 -p heads=1
 expect_fail "cuda without a device" "cuda" "$kiln" bench gemm --device cuda:7 -n 1 -p m=8 -p n=8 -p k=8
 
-echo "$fails failure(s)"
-exit $((fails > 0))
+finish

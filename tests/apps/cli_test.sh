@@ -3,21 +3,7 @@
 set -uo pipefail
 kiln="$1"
 data="$2"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   - $1"; }
-bad() { echo "FAIL - $1"; fails=$((fails + 1)); }
-
-# expect_fail NAME EXPECTED_SUBSTRING CMD...: non-zero exit and the message names the problem.
-expect_fail() {
-  local name="$1" want="$2"
-  shift 2
-  local out
-  out="$("$@" 2>&1)"
-  local rc=$?
-  if [[ $rc -ne 0 && "$out" == *"$want"* ]]; then pass "$name (exit $rc)"; else bad "$name: exit $rc, output: $out"; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 
 # 1. info runs and names the GEMM library.
 if "$kiln" info | grep -q '^gemm='; then pass "info"; else bad "info"; fi
@@ -117,5 +103,4 @@ fi
 
 ls -A "$tmp" | grep -q '^\.' && bad "temp files left: $(ls -A "$tmp")" || pass "no temp files left"
 
-echo "$fails failure(s)"
-exit $((fails > 0))
+finish
