@@ -3,8 +3,7 @@
 (latent (2, 4, 64, 64), text (2, 77, 768)) with random weights, f32, median of 3 after a warm-up.
 
     OMP_NUM_THREADS=2 python bench/torch_unet_sd15.py
-    OMP_NUM_THREADS=2 build/tests/pipelines/pipelines_test_unet \
-        --gtest_also_run_disabled_tests --gtest_filter='*RealSizeSD15*'
+    OMP_NUM_THREADS=2 build/apps/kiln/kiln bench unet-sd15 --device cpu -n 3
 """
 import os
 import statistics
