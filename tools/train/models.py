@@ -60,6 +60,18 @@ def set_latent_channels(c: int) -> None:
     UNET["in_channels"] = UNET["out_channels"] = c
 
 
+def set_vae_width(channels: list[int], layers: int) -> None:
+    """The VAE's channels per level (its length = levels, each level after the first halves the
+    resolution) and ResNet layers per block."""
+    if not channels or any(c < 16 or c % 16 for c in channels) or layers < 1:
+        raise ValueError(f"VAE channels must be multiples of 16 (got {channels}), layers >= 1 "
+                         f"(got {layers})")
+    VAE["block_out_channels"] = list(channels)
+    VAE["down_block_types"] = ["DownEncoderBlock2D"] * len(channels)
+    VAE["up_block_types"] = ["UpDecoderBlock2D"] * len(channels)
+    VAE["layers_per_block"] = layers
+
+
 def make_vae():
     from diffusers import AutoencoderKL
     return AutoencoderKL(**VAE)

@@ -69,8 +69,12 @@ def stage_vae(images: torch.Tensor, work: Path, a) -> None:
     logf.unlink(missing_ok=True)
     t0 = time.time()
     for step in range(a.vae_steps):
+        used = (time.time() - t0) / a.vae_time_limit if a.vae_time_limit else 0.0
+        if used >= 1.0:
+            print(f"vae: stopping at step {step}: --vae-time-limit {a.vae_time_limit} s", flush=True)
+            break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, a.vae_steps, a.vae_lr, 200)
+            g["lr"] = lr_at(step, a.vae_steps, a.vae_lr, 200, used)
         idx = torch.randint(images.shape[0], (a.vae_batch,), device=dev, generator=gen)
         x = to_pixels(images[idx])
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
@@ -126,8 +130,10 @@ def check_vae(vae, work: Path) -> None:
         Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(out / png.name)
         (out / png.with_suffix(".json").name).write_text(png.with_suffix(".json").read_text())
     if errs:
-        print(f"vae check: {len(errs)} held-out scenes, reconstruction PSNR "
-              f"{10 * math.log10(4.0 / float(np.mean(errs))):.2f} dB -> {out}", flush=True)
+        psnr = 10 * math.log10(4.0 / float(np.mean(errs)))
+        (work / "vae_check.json").write_text(json.dumps(dict(scenes=len(errs), psnr=psnr)) + "\n")
+        print(f"vae check: {len(errs)} held-out scenes, reconstruction PSNR {psnr:.2f} dB -> {out}",
+              flush=True)
 
 
 # ---------------------------------------------------------------- denoiser
@@ -146,6 +152,21 @@ class Ema:
     def copy_to_models(self) -> None:
         for p, s in zip(self.params, self.shadow):
             p.copy_(s)
+
+    @torch.no_grad()
+    def save(self, te, unet, folder: Path) -> None:
+        """Saves the averaged weights into `folder` (save_denoiser's layout) without touching
+        the models being trained: into copies, written beside and renamed in place."""
+        import copy
+        import shutil
+        te_c, unet_c = copy.deepcopy(te), copy.deepcopy(unet)
+        for p, s in zip([p for m in (te_c, unet_c) for p in m.parameters()], self.shadow):
+            p.copy_(s)
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_denoiser(te_c, unet_c, tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
 
 
 def encode_dataset(vae, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,6 +227,7 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
     logf = work / "denoiser_log.jsonl"
     logf.unlink(missing_ok=True)
     t0, B = time.time(), a.batch
+    saved = t0
     for step in range(a.steps):
         used = (time.time() - t0) / a.time_limit if a.time_limit else 0.0
         if used >= 1.0:
@@ -244,6 +266,9 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
                        s=time.time() - t0)
             log_line(logf, rec)
             print("denoiser", rec, flush=True)
+        if a.save_every and time.time() - saved >= a.save_every:
+            ema.save(te, unet, work / "denoiser_ema")  # a checkpoint to copy out while training
+            saved = time.time()
     ema.copy_to_models()
     save_denoiser(te, unet, work / "denoiser_ema")
 
@@ -306,6 +331,13 @@ def main() -> None:
     ap.add_argument("--vae-steps", type=int, default=3000)
     ap.add_argument("--vae-batch", type=int, default=256)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--vae-channels", type=int, nargs="+", default=models.VAE["block_out_channels"],
+                    help="VAE channels per level (levels - 1 = log2 of the downsampling)")
+    ap.add_argument("--vae-layers", type=int, default=models.VAE["layers_per_block"],
+                    help="VAE ResNet layers per block")
+    ap.add_argument("--vae-time-limit", type=float, default=0,
+                    help="stop the VAE after this many seconds, the learning rate decaying over "
+                    "that time (0: run all --vae-steps)")
     ap.add_argument("--kl-weight", type=float, default=1e-5)
     ap.add_argument("--steps", type=int, default=12000, help="denoiser steps")
     ap.add_argument("--lr", type=float, default=5e-4)
@@ -320,12 +352,15 @@ def main() -> None:
                     help="stop the denoiser after this many seconds, the learning rate decaying "
                     "over that time (0: run all --steps)")
     ap.add_argument("--resume", help="denoiser_ema folder to start the denoiser from")
+    ap.add_argument("--save-every", type=float, default=0,
+                    help="also save the EMA weights to WORK/denoiser_ema every this many seconds")
     ap.add_argument("--no-preview", action="store_true",
                     help="export without rendering the held-out preview grid")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     models.set_latent_channels(a.latent_channels)
+    models.set_vae_width(a.vae_channels, a.vae_layers)
     dev = torch.device(a.device)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
