@@ -300,6 +300,8 @@ def main():
     if DEVICE.startswith("cuda"):
         if not torch.cuda.is_available():
             sys.exit("no CUDA device visible to torch")
+        if DEVICE == "cuda":  # set_device needs an index; "cuda" is the current one, as in kiln
+            DEVICE = f"cuda:{torch.cuda.current_device()}"
         torch.cuda.set_device(torch.device(DEVICE))
     elif DEVICE != "cpu":
         sys.exit(f"unknown device '{DEVICE}' (cuda, cuda:N, cpu)")
