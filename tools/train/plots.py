@@ -45,10 +45,17 @@ def main() -> None:
     den = read(work / "denoiser_log.jsonl")
     if den:
         fig, ax = plt.subplots(figsize=(6, 3.6))
-        steps = [r["step"] for r in den]
+        # Samples seen on the x axis: the batch changes between resumed phases.
+        by_samples = all("samples" in r for r in den)
+        steps = [r["samples"] if by_samples else r["step"] for r in den]
         ax.semilogy(steps, [r["loss"] for r in den], lw=0.8, alpha=0.4, label="per logged step")
         ax.semilogy(steps, smooth([r["loss"] for r in den], 21), lw=1.5, label="smoothed")
-        ax.set(title="Denoiser loss (v-prediction, min-SNR-5 weighted)", xlabel="step")
+        # Resumed phases (one device call each) start at a dashed line.
+        for a_, b_ in zip(den, den[1:]):
+            if a_.get("phase") != b_.get("phase"):
+                ax.axvline(b_["samples"] if by_samples else b_["step"], color="grey", ls="--", lw=0.8)
+        ax.set(title="Denoiser loss (v-prediction, min-SNR-5 weighted)",
+               xlabel="training samples" if by_samples else "step")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()

@@ -225,7 +225,17 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
     time_ids = torch.tensor([models.TIME_IDS], dtype=torch.float32, device=dev)
     gen = torch.Generator(device=dev).manual_seed(a.seed + 2)
     logf = work / "denoiser_log.jsonl"
-    logf.unlink(missing_ok=True)
+    # A resumed run continues the log (steps, samples and seconds counted on), so that one loss
+    # curve covers every phase of the committed model; a fresh run starts it anew.
+    prev = {}
+    if a.resume and logf.exists():
+        lines = [l for l in logf.read_text().splitlines() if l.strip()]
+        prev = json.loads(lines[-1]) if lines else {}
+    else:
+        logf.unlink(missing_ok=True)
+    step0 = prev.get("step", -1) + 1
+    samples0, s0 = prev.get("samples", step0 * a.batch), prev.get("s", 0.0)
+    phase = prev.get("phase", 1) + 1 if prev else 1
     t0, B = time.time(), a.batch
     saved = t0
     for step in range(a.steps):
@@ -262,8 +272,9 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
         opt.step()
         ema.update(step)
         if step % 50 == 0 or step == a.steps - 1:
-            rec = dict(step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"],
-                       s=time.time() - t0)
+            rec = dict(step=step0 + step, loss=loss.item(), lr=opt.param_groups[0]["lr"],
+                       s=s0 + time.time() - t0, samples=samples0 + (step + 1) * B, batch=B,
+                       phase=phase)
             log_line(logf, rec)
             print("denoiser", rec, flush=True)
         if a.save_every and time.time() - saved >= a.save_every:
