@@ -217,7 +217,8 @@ TEST(SD3Errors, BadFolders) {
   {
     TempDir tmp;
     edited_folder(tmp.path, [](nlohmann::json& j) { j["_class_name"] = "FluxTransformer2DModel"; });
-    EXPECT_TRUE(throws_error([&] { SD3Transformer2DModel::load(tmp.path); }, Status::format_error,
+    EXPECT_TRUE(throws_error([&] { SD3Transformer2DModel::load(tmp.path); },
+                             Status::invalid_argument,
                              {"_class_name is \"FluxTransformer2DModel\""}));
   }
   EXPECT_TRUE(throws_error([&] { SD3Transformer2DModel::load(sd3_dir("absent")); },

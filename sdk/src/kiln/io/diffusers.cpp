@@ -138,6 +138,13 @@ std::string ComponentConfig::get_string_or(std::string_view key, std::string fal
   return has(key) ? get_string(key) : fallback;
 }
 
+void ComponentConfig::expect_class(std::string_view expected) const {
+  if (!has("_class_name")) return;
+  const std::string cls = get_string("_class_name");
+  KILN_CHECK(cls == expected, Status::invalid_argument, file_.string(), "_class_name is \"", cls,
+             "\", expected \"", expected, "\" (this folder holds another component)");
+}
+
 // ---------------------------------------------------------------------------------------------
 // DiffusersFolder
 

@@ -44,6 +44,12 @@ class ComponentConfig {
   bool get_bool_or(std::string_view key, bool fallback) const;
   std::string get_string_or(std::string_view key, std::string fallback) const;
 
+  // A component loader's check of "_class_name" (absent is accepted: hand-written configs):
+  // another class is Status::invalid_argument — the folder holds a different component than the
+  // one asked for (e.g. a VAE folder given to the U-Net), the caller's mistake. Every model
+  // loader reports it through this one check, so the status is the same for all of them.
+  void expect_class(std::string_view expected) const;
+
  private:
   const nlohmann::json& require(std::string_view key) const;
   [[noreturn]] void wrong_type(std::string_view key, const char* expected) const;

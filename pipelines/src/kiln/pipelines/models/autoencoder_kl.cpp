@@ -83,11 +83,7 @@ Tensor run_tiled(const Tensor& x, int64_t tile, int64_t overlap, int64_t blend_e
 
 AutoencoderKLConfig AutoencoderKLConfig::from_json(const io::ComponentConfig& cfg) {
   const std::string ctx = cfg.file().string();
-  if (cfg.has("_class_name")) {
-    const std::string cls = cfg.get_string("_class_name");
-    KILN_CHECK(cls == kName, Status::unsupported, ctx, "_class_name is '", cls,
-               "', expected AutoencoderKL");
-  }
+  cfg.expect_class(kName);
   AutoencoderKLConfig c;
   c.in_channels = cfg.get_int_or("in_channels", 3);
   c.out_channels = cfg.get_int_or("out_channels", 3);

@@ -365,11 +365,7 @@ void FluxTransformer2DModel::visit_params(io::ParamVisitor& v) {
 FluxTransformer2DModel FluxTransformer2DModel::load(const std::filesystem::path& dir,
                                                     const FluxLoadOptions& options) {
   const io::ComponentConfig cfg = io::ComponentConfig::load(dir / "config.json");
-  if (cfg.has("_class_name") && cfg.get_string("_class_name") != "FluxTransformer2DModel")
-    fail(Status::invalid_argument,
-         str("_class_name is \"", cfg.get_string("_class_name"),
-             "\", expected \"FluxTransformer2DModel\""),
-         cfg.file().string());
+  cfg.expect_class("FluxTransformer2DModel");
   FluxTransformer2DModel model(FluxTransformerConfig::from_json(cfg));
   const auto weights = io::open_weights(dir);
   bind_weights(model, *weights, cfg.file(), nullptr, options.float_dtype);

@@ -376,11 +376,7 @@ void SD3Transformer2DModel::visit_params(io::ParamVisitor& v) {
 SD3Transformer2DModel SD3Transformer2DModel::load(const std::filesystem::path& component_dir) {
   const auto cfg_file = component_dir / "config.json";
   const auto config = io::ComponentConfig::load(cfg_file);
-  if (config.has("_class_name")) {
-    const std::string cls = config.get_string("_class_name");
-    KILN_CHECK(cls == "SD3Transformer2DModel", Status::format_error, cfg_file.string(),
-               "_class_name is \"", cls, "\", expected \"SD3Transformer2DModel\"");
-  }
+  config.expect_class("SD3Transformer2DModel");
   SD3Transformer2DModel m(SD3TransformerConfig::from_json(config));
   const auto src = io::open_weights(component_dir);
   bind_weights(m, *src, cfg_file);

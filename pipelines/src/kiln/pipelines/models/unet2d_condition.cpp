@@ -235,11 +235,7 @@ void UNet2DConditionModel::visit_params(io::ParamVisitor& v) {
 UNet2DConditionModel UNet2DConditionModel::load(const std::filesystem::path& dir,
                                                 const UNetLoadOptions& options) {
   const io::ComponentConfig cfg = io::ComponentConfig::load(dir / "config.json");
-  if (cfg.has("_class_name") && cfg.get_string("_class_name") != "UNet2DConditionModel")
-    fail(Status::invalid_argument,
-         str("_class_name is \"", cfg.get_string("_class_name"),
-             "\", expected \"UNet2DConditionModel\""),
-         cfg.file().string());
+  cfg.expect_class("UNet2DConditionModel");
   UNet2DConditionModel model(UNet2DConditionConfig::from_json(cfg));
   const auto weights = io::open_weights(dir);
   bind_weights(model, *weights, cfg.file(), nullptr, options.float_dtype);
