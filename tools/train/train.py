@@ -198,7 +198,7 @@ def stage_denoiser(images: torch.Tensor, captions: list[str], work: Path, a) -> 
                              truncation=True).input_ids, dtype=torch.int32)
     row = {c: i for i, c in enumerate(uniq)}
     ids = table[torch.tensor([row[c] for c in captions])].to(dev)
-    vae = AutoencoderKL.from_pretrained(work / "vae").to(dev).eval()
+    vae = AutoencoderKL.from_pretrained(work / "vae", torch_dtype=torch.float32).to(dev).eval()
     sf = vae.config.scaling_factor
     # The U-Net's in/out channels follow the VAE that was trained, whatever --latent-channels says.
     models.set_latent_channels(vae.config.latent_channels)
