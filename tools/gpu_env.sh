@@ -1,10 +1,14 @@
 # Sourced by tools/gpu_run_tests.sh and tools/gpu_bench.sh on the GPU machine:
-#   source tools/gpu_env.sh BUNDLE.tar.xz        (unpacks it to /tmp/kiln-gpu once)
+#   source tools/gpu_env.sh BUNDLE.tar.xz        (unpacks it to /tmp/kiln-gpu, once per bundle)
 #   source tools/gpu_env.sh BIN_DIR LIB_DIR      (binaries already unpacked)
 # Sets bin, lib, cli (the kiln CLI, when the bundle has it) and LD_LIBRARY_PATH.
 if [[ $# -eq 1 ]]; then
-  if [[ ! -d /tmp/kiln-gpu/bin ]]; then
-    mkdir -p /tmp/kiln-gpu && tar -C /tmp/kiln-gpu -xJf "$1" || { echo "cannot unpack $1"; exit 1; }
+  # Unpacked once per bundle: a warm machine given a rebuilt bundle unpacks it afresh.
+  stamp="$(cksum < "$1")" || { echo "cannot read $1"; exit 1; }
+  if [[ "$(cat /tmp/kiln-gpu/.stamp 2>/dev/null)" != "$stamp" ]]; then
+    rm -rf /tmp/kiln-gpu && mkdir -p /tmp/kiln-gpu &&
+      tar -C /tmp/kiln-gpu -xJf "$1" || { echo "cannot unpack $1"; exit 1; }
+    echo "$stamp" > /tmp/kiln-gpu/.stamp
   fi
   bin=/tmp/kiln-gpu/bin; lib=/tmp/kiln-gpu/lib
 else
