@@ -7,6 +7,7 @@
 //      aten/src/ATen/native/cuda/layer_norm_kernel.cu (WelfordDataLN); Chan, Golub & LeVeque
 //      1979 for the pairwise merge.
 #include <cmath>
+#include <type_traits>
 
 #include "cuda/device_common.cuh"
 #include "cuda/norm.hpp"
@@ -63,19 +64,53 @@ __device__ __forceinline__ T block_merge(T v, T identity, T* shared, Merge merge
   return v;
 }
 
-// Statistics of n values at p (W = 4: float4 reads; p and n aligned to 4), one thread's share.
-template <bool kRms, int W>
-__device__ __forceinline__ Welford thread_stats(const float* __restrict__ p, int64_t n, int t,
-                                                int threads) {
+// Storage E of x/y, storage P of the affine parameters; W elements per access: 16 bytes
+// (float4 for f32, 8 halves for f16/bf16) when the row is aligned, else 1.
+template <ElemType E>
+constexpr int kVecWidth = 16 / static_cast<int>(sizeof(typename detail::Elem<E>::T));
+
+template <ElemType E, int W>
+__device__ __forceinline__ void load_w(const typename detail::Elem<E>::T* __restrict__ p,
+                                       float (&v)[W]) {
+  using T = typename detail::Elem<E>::T;
+  if constexpr (W > 1) {
+    const detail::Vec<T, W> q = *reinterpret_cast<const detail::Vec<T, W>*>(p);
+#pragma unroll
+    for (int k = 0; k < W; ++k) v[k] = detail::Elem<E>::load(q.v[k]);
+  } else {
+    v[0] = detail::Elem<E>::load(p[0]);
+  }
+}
+
+template <ElemType E, int W>
+__device__ __forceinline__ void store_w(typename detail::Elem<E>::T* __restrict__ p,
+                                        const float (&v)[W]) {
+  using T = typename detail::Elem<E>::T;
+  if constexpr (W > 1) {
+    detail::Vec<T, W> q;
+#pragma unroll
+    for (int k = 0; k < W; ++k) q.v[k] = detail::Elem<E>::store(v[k]);
+    *reinterpret_cast<detail::Vec<T, W>*>(p) = q;
+  } else {
+    p[0] = detail::Elem<E>::store(v[0]);
+  }
+}
+
+// An optional parameter value (null: `fallback`).
+template <ElemType P>
+__device__ __forceinline__ float param(const void* p, int64_t i, float fallback) {
+  return p ? detail::Elem<P>::load(static_cast<const typename detail::Elem<P>::T*>(p)[i])
+           : fallback;
+}
+
+// Statistics of n values at p (W per access; p and n aligned to W), one thread's share.
+template <bool kRms, ElemType E, int W>
+__device__ __forceinline__ Welford thread_stats(const typename detail::Elem<E>::T* __restrict__ p,
+                                                int64_t n, int t, int threads) {
   Welford acc{0.f, 0.f, 0.f};  // for kRms: m2 holds the sum of squares
   for (int64_t i = static_cast<int64_t>(t) * W; i < n; i += static_cast<int64_t>(threads) * W) {
     float v[W];
-    if constexpr (W == 4) {
-      const float4 q = *reinterpret_cast<const float4*>(p + i);
-      v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-    } else {
-      v[0] = p[i];
-    }
+    load_w<E, W>(p + i, v);
 #pragma unroll
     for (int k = 0; k < W; ++k) {
       if constexpr (kRms) {
@@ -97,81 +132,74 @@ __device__ __forceinline__ Welford sum_merge_warp(Welford v) {
 
 // ---------------------------------------------------------------------------- LayerNorm/RMS
 
-template <bool kRms, int W>
-__device__ __forceinline__ void row_write(const float* __restrict__ xr, float* __restrict__ yr,
-                                          const float* __restrict__ w, const float* __restrict__ b,
-                                          int64_t cols, int t, int threads, float mean,
-                                          float rstd) {
+template <bool kRms, ElemType E, ElemType P, int W>
+__device__ __forceinline__ void row_write(const typename detail::Elem<E>::T* __restrict__ xr,
+                                          typename detail::Elem<E>::T* __restrict__ yr,
+                                          const void* w, const void* b, int64_t cols, int t,
+                                          int threads, float mean, float rstd) {
   for (int64_t i = static_cast<int64_t>(t) * W; i < cols; i += static_cast<int64_t>(threads) * W) {
-    float v[W], wv[W], bv[W];
-    if constexpr (W == 4) {
-      const float4 q = *reinterpret_cast<const float4*>(xr + i);
-      v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-    } else {
-      v[0] = xr[i];
-    }
+    float v[W];
+    load_w<E, W>(xr + i, v);
 #pragma unroll
-    for (int k = 0; k < W; ++k) {
-      wv[k] = w ? w[i + k] : 1.f;
-      bv[k] = b ? b[i + k] : 0.f;
-      v[k] = (kRms ? v[k] * rstd : (v[k] - mean) * rstd) * wv[k] + bv[k];
-    }
-    if constexpr (W == 4) {
-      *reinterpret_cast<float4*>(yr + i) = make_float4(v[0], v[1], v[2], v[3]);
-    } else {
-      yr[i] = v[0];
-    }
+    for (int k = 0; k < W; ++k)
+      v[k] = (kRms ? v[k] * rstd : (v[k] - mean) * rstd) * param<P>(w, i + k, 1.f) +
+             param<P>(b, i + k, 0.f);
+    store_w<E, W>(yr + i, v);
   }
 }
 
 // Warp per row (cols <= 1024): 4 rows per 128-thread block.
-template <bool kRms, int W>
+template <bool kRms, ElemType E, ElemType P, int W>
 __global__ void row_norm_warp_kernel(const RowNormParams p) {
+  using T = typename detail::Elem<E>::T;
   const int lane = threadIdx.x & 31;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * 4 + (threadIdx.x >> 5);
   if (r >= p.rows) return;  // whole warps exit together
-  const float* xr = p.x + r * p.cols;
-  Welford st = thread_stats<kRms, W>(xr, p.cols, lane, 32);
+  const T* xr = static_cast<const T*>(p.x) + r * p.cols;
+  Welford st = thread_stats<kRms, E, W>(xr, p.cols, lane, 32);
   st = kRms ? sum_merge_warp(st) : warp_merge(st);
   const float var = st.m2 / st.count;  // RMS: mean of squares
   const float rstd = 1.f / sqrtf(var + p.eps);
-  row_write<kRms, W>(xr, p.y + r * p.cols, p.w, p.b, p.cols, lane, 32, st.mean, rstd);
+  row_write<kRms, E, P, W>(xr, static_cast<T*>(p.y) + r * p.cols, p.w, p.b, p.cols, lane, 32,
+                           st.mean, rstd);
 }
 
 constexpr int kRowBlockThreads = 512;
 
-template <bool kRms, int W>
+template <bool kRms, ElemType E, ElemType P, int W>
 __global__ void __launch_bounds__(kRowBlockThreads) row_norm_block_kernel(const RowNormParams p) {
+  using T = typename detail::Elem<E>::T;
   __shared__ Welford shared[kRowBlockThreads / 32];
   const int64_t r = blockIdx.x;
-  const float* xr = p.x + r * p.cols;
-  Welford st = thread_stats<kRms, W>(xr, p.cols, threadIdx.x, kRowBlockThreads);
+  const T* xr = static_cast<const T*>(p.x) + r * p.cols;
+  Welford st = thread_stats<kRms, E, W>(xr, p.cols, threadIdx.x, kRowBlockThreads);
   const Welford identity{0.f, 0.f, 0.f};
   if constexpr (kRms)
     st = block_merge<kRowBlockThreads>(st, identity, shared, sum_merge_warp);
   else
     st = block_merge<kRowBlockThreads>(st, identity, shared, warp_merge);
   const float rstd = 1.f / sqrtf(st.m2 / st.count + p.eps);
-  row_write<kRms, W>(xr, p.y + r * p.cols, p.w, p.b, p.cols, threadIdx.x, kRowBlockThreads,
-                     st.mean, rstd);
+  row_write<kRms, E, P, W>(xr, static_cast<T*>(p.y) + r * p.cols, p.w, p.b, p.cols, threadIdx.x,
+                           kRowBlockThreads, st.mean, rstd);
 }
 
-template <bool kRms>
+template <bool kRms, ElemType E, ElemType P>
 cudaError_t launch_rows(const RowNormParams& p, cudaStream_t stream) {
-  const bool vec = p.cols % 4 == 0 && aligned16(p.x) && aligned16(p.y) &&
-                   (!p.w || aligned16(p.w)) && (!p.b || aligned16(p.b));
+  constexpr int V = kVecWidth<E>;
+  // The parameters are read per element (no vector loads), so only x and y need the alignment.
+  const bool vec = p.cols % V == 0 && aligned16(p.x) && aligned16(p.y);
   if (p.cols <= 1024) {
     const unsigned grid = static_cast<unsigned>((p.rows + 3) / 4);
     if (vec)
-      row_norm_warp_kernel<kRms, 4><<<grid, 128, 0, stream>>>(p);
+      row_norm_warp_kernel<kRms, E, P, V><<<grid, 128, 0, stream>>>(p);
     else
-      row_norm_warp_kernel<kRms, 1><<<grid, 128, 0, stream>>>(p);
+      row_norm_warp_kernel<kRms, E, P, 1><<<grid, 128, 0, stream>>>(p);
   } else {
     const unsigned grid = static_cast<unsigned>(p.rows);
     if (vec)
-      row_norm_block_kernel<kRms, 4><<<grid, kRowBlockThreads, 0, stream>>>(p);
+      row_norm_block_kernel<kRms, E, P, V><<<grid, kRowBlockThreads, 0, stream>>>(p);
     else
-      row_norm_block_kernel<kRms, 1><<<grid, kRowBlockThreads, 0, stream>>>(p);
+      row_norm_block_kernel<kRms, E, P, 1><<<grid, kRowBlockThreads, 0, stream>>>(p);
   }
   return cudaGetLastError();
 }
@@ -181,17 +209,18 @@ cudaError_t launch_rows(const RowNormParams& p, cudaStream_t stream) {
 constexpr int kGroupThreads = 512;
 
 // One block per (n, g): the group's cpg * S values are contiguous. Pass 2 walks them with the
-// channel tracked incrementally (no division per element). W = 4 needs S % 4 == 0 so a float4
+// channel tracked incrementally (no division per element). W > 1 needs S % W == 0 so a vector
 // never straddles two channels.
-template <int W>
+template <ElemType E, ElemType P, int W>
 __global__ void __launch_bounds__(kGroupThreads) group_norm_kernel(const GroupNormParams p) {
+  using T = typename detail::Elem<E>::T;
   __shared__ Welford shared[kGroupThreads / 32];
   const int64_t ng = blockIdx.x;
   const int64_t cpg = p.c / p.groups, ge = cpg * p.s;
   const int64_t base = ng * ge;
-  const float* xg = p.x + base;
-  float* yg = p.y + base;
-  Welford st = thread_stats<false, W>(xg, ge, threadIdx.x, kGroupThreads);
+  const T* xg = static_cast<const T*>(p.x) + base;
+  T* yg = static_cast<T*>(p.y) + base;
+  Welford st = thread_stats<false, E, W>(xg, ge, threadIdx.x, kGroupThreads);
   st = block_merge<kGroupThreads>(st, Welford{0.f, 0.f, 0.f}, shared, warp_merge);
   const float mean = st.mean;
   const float rstd = 1.f / sqrtf(st.m2 / st.count + p.eps);
@@ -200,18 +229,13 @@ __global__ void __launch_bounds__(kGroupThreads) group_norm_kernel(const GroupNo
   const int64_t step_c = step / p.s, step_r = step % p.s;
   int64_t c = e0 / p.s, r = e0 % p.s;  // channel within the group, position within the channel
   for (int64_t e = e0; e < ge; e += step) {
-    const float a = rstd * (p.w ? p.w[c0 + c] : 1.f);
-    const float bc = p.b ? p.b[c0 + c] : 0.f;
-    if constexpr (W == 4) {
-      float4 q = *reinterpret_cast<const float4*>(xg + e);
-      q.x = (q.x - mean) * a + bc;
-      q.y = (q.y - mean) * a + bc;
-      q.z = (q.z - mean) * a + bc;
-      q.w = (q.w - mean) * a + bc;
-      *reinterpret_cast<float4*>(yg + e) = q;
-    } else {
-      yg[e] = (xg[e] - mean) * a + bc;
-    }
+    const float a = rstd * param<P>(p.w, c0 + c, 1.f);
+    const float bc = param<P>(p.b, c0 + c, 0.f);
+    float v[W];
+    load_w<E, W>(xg + e, v);
+#pragma unroll
+    for (int k = 0; k < W; ++k) v[k] = (v[k] - mean) * a + bc;
+    store_w<E, W>(yg + e, v);
     c += step_c;
     r += step_r;
     if (r >= p.s) {
@@ -219,6 +243,40 @@ __global__ void __launch_bounds__(kGroupThreads) group_norm_kernel(const GroupNo
       ++c;
     }
   }
+}
+
+template <ElemType E, ElemType P>
+cudaError_t launch_groups(const GroupNormParams& p, cudaStream_t stream) {
+  constexpr int V = kVecWidth<E>;
+  const unsigned grid = static_cast<unsigned>(p.n * p.groups);
+  if (p.s % V == 0 && aligned16(p.x) && aligned16(p.y))
+    group_norm_kernel<E, P, V><<<grid, kGroupThreads, 0, stream>>>(p);
+  else
+    group_norm_kernel<E, P, 1><<<grid, kGroupThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+// Instantiates F<E, P> for the (type, param_type) pair: P is f32 or E.
+template <typename Launch>
+cudaError_t dispatch_types(ElemType type, ElemType param_type, Launch&& launch) {
+  constexpr ElemType f32 = ElemType::f32, f16 = ElemType::f16, bf16 = ElemType::bf16;
+  const bool own = param_type == type;
+  switch (type) {
+    case f32: return launch(std::integral_constant<ElemType, f32>{}, std::integral_constant<ElemType, f32>{});
+    case f16:
+      return own ? launch(std::integral_constant<ElemType, f16>{}, std::integral_constant<ElemType, f16>{})
+                 : launch(std::integral_constant<ElemType, f16>{}, std::integral_constant<ElemType, f32>{});
+    case bf16:
+      return own ? launch(std::integral_constant<ElemType, bf16>{}, std::integral_constant<ElemType, bf16>{})
+                 : launch(std::integral_constant<ElemType, bf16>{}, std::integral_constant<ElemType, f32>{});
+  }
+  return cudaErrorInvalidValue;
+}
+
+std::string check_types(ElemType type, ElemType param_type) {
+  if (param_type != ElemType::f32 && param_type != type)
+    return "the affine parameters must be f32 or x's dtype";
+  return {};
 }
 
 }  // namespace
@@ -231,12 +289,15 @@ std::string can_implement(const RowNormParams& p) {
   if (!(p.eps >= 0.f)) return "eps must be >= 0";
   if (p.rms && p.b) return "RMSNorm has no bias";
   if (p.rows > 0 && p.cols > 0 && (!p.x || !p.y)) return "null pointer";
-  return {};
+  return check_types(p.type, p.param_type);
 }
 
 cudaError_t launch_row_norm(const RowNormParams& p, cudaStream_t stream) {
   if (p.rows == 0 || p.cols == 0) return cudaSuccess;
-  return p.rms ? launch_rows<true>(p, stream) : launch_rows<false>(p, stream);
+  return dispatch_types(p.type, p.param_type, [&](auto e, auto pe) {
+    return p.rms ? launch_rows<true, decltype(e)::value, decltype(pe)::value>(p, stream)
+                 : launch_rows<false, decltype(e)::value, decltype(pe)::value>(p, stream);
+  });
 }
 
 std::string can_implement(const GroupNormParams& p) {
@@ -250,18 +311,14 @@ std::string can_implement(const GroupNormParams& p) {
            " values exceeds 2^24 per thread (f32 Welford counts)";
   if (!(p.eps >= 0.f)) return "eps must be >= 0";
   if (p.n * p.c * p.s > 0 && (!p.x || !p.y)) return "null pointer";
-  return {};
+  return check_types(p.type, p.param_type);
 }
 
 cudaError_t launch_group_norm(const GroupNormParams& p, cudaStream_t stream) {
   if (p.n * p.c * p.s == 0) return cudaSuccess;
-  const unsigned grid = static_cast<unsigned>(p.n * p.groups);
-  const bool vec = p.s % 4 == 0 && aligned16(p.x) && aligned16(p.y);
-  if (vec)
-    group_norm_kernel<4><<<grid, kGroupThreads, 0, stream>>>(p);
-  else
-    group_norm_kernel<1><<<grid, kGroupThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  return dispatch_types(p.type, p.param_type, [&](auto e, auto pe) {
+    return launch_groups<decltype(e)::value, decltype(pe)::value>(p, stream);
+  });
 }
 
 }  // namespace kiln::kernels::cuda

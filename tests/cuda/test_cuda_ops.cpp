@@ -26,6 +26,7 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -340,4 +341,113 @@ TEST(CudaOps, GroupNorm) {
     check_op({x}, [g](const std::vector<Tensor>& in) { return ops::group_norm(in[0], g, {}, {}, 1e-6f); },
              tol, "group_norm " + c.shape.str());
   }
+}
+
+// f16/bf16 storage with f32 math (x and y 16-bit; the affine parameters f32 or x's dtype).
+// Reference: the CPU op on the 16-bit inputs widened to f32 (exact), rounded once to the 16-bit
+// type. The kernel's pre-rounding value differs from the CPU's by the f32 tolerances above
+// (<= 8e-6 absolute on outputs of size ~1), far below half a 16-bit ulp (bf16 at 1: 3.9e-3,
+// f16: 4.9e-4); so both round to the same value or, where that value straddles a rounding
+// boundary, to neighbours: at most one ulp of the 16-bit type at the reference's magnitude.
+namespace {
+
+double ulp16(double v, DType dt) {
+  const int mant = dt == DType::bf16 ? 7 : 10;
+  const int min_exp = dt == DType::bf16 ? -126 : -14;  // smallest normal exponent
+  const int e = v == 0 ? min_exp : std::max(min_exp, std::ilogb(v));
+  return std::ldexp(1.0, e - mant);
+}
+
+void check_half_norm(DType dt, bool half_params, const std::vector<Tensor>& f32_inputs,
+                     const std::function<Tensor(const std::vector<Tensor>&)>& op,
+                     const std::string& what) {
+  SCOPED_TRACE(what + (dt == DType::bf16 ? " bf16" : " f16") +
+               (half_params ? ", 16-bit parameters" : ", f32 parameters"));
+  std::vector<Tensor> cpu, dev;
+  for (size_t i = 0; i < f32_inputs.size(); ++i) {
+    const bool is_x = i == 0;
+    const Tensor stored = is_x || half_params ? f32_inputs[i].to(dt) : f32_inputs[i];
+    cpu.push_back(stored.to(DType::f32));
+    dev.push_back(stored.to(kGpu));
+  }
+  const Tensor ref = op(cpu);                       // f32, from the exact widened inputs
+  const Tensor ref16 = ref.to(dt).to(DType::f32);   // rounded once
+  poison_next_allocation(ref.numel() * 2);
+  const Tensor out = op(dev);
+  ASSERT_EQ(out.dtype(), dt);
+  ASSERT_TRUE(out.shape() == ref.shape());
+  const Tensor g = out.to(Device::cpu()).to(DType::f32);
+  const float* pg = g.data<float>();
+  const float* pr = ref16.data<float>();
+  const float* pe = ref.data<float>();
+  int64_t bad = 0, first = -1;
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    const double d = std::fabs(static_cast<double>(pg[i]) - pr[i]);
+    if (!(d <= ulp16(std::fabs(pe[i]), dt)) && bad++ == 0) first = i;  // NaN fails
+  }
+  EXPECT_EQ(bad, 0) << "first at " << first << ": cuda " << (first >= 0 ? pg[first] : 0.f)
+                    << " cpu " << (first >= 0 ? pr[first] : 0.f);
+}
+
+}  // namespace
+
+TEST(CudaOps, HalfNorms) {
+  REQUIRE_GPU();
+  uint64_t seed = 800;
+  for (DType dt : {DType::f16, DType::bf16}) {
+    for (bool half_params : {false, true}) {
+      for (const Shape& shape : std::vector<Shape>{{7}, {33, 77}, {3, 4097}, {5, 1024}, {4, 64}, {2, 8}}) {
+        const int64_t D = shape[shape.size() - 1];
+        const Tensor x = test::random_tensor(shape, seed++, -2.f, 3.f);
+        const Tensor w = test::random_tensor({D}, seed++, 0.5f, 1.5f);
+        const Tensor b = test::random_tensor({D}, seed++);
+        check_half_norm(dt, half_params, {x, w, b},
+                        [](const std::vector<Tensor>& in) { return ops::layer_norm(in[0], in[1], in[2], 1e-5f); },
+                        "layer_norm affine " + shape.str());
+        check_half_norm(dt, half_params, {x, w},
+                        [](const std::vector<Tensor>& in) { return ops::rms_norm(in[0], in[1], 1e-6f); },
+                        "rms_norm weight " + shape.str());
+      }
+      struct Case {
+        Shape shape;
+        int groups;
+      };
+      for (const Case& c : std::vector<Case>{{{2, 6, 7, 5}, 3}, {{2, 32, 8, 8}, 8}, {{1, 4, 4097}, 2},
+                                             {{3, 64, 33, 77}, 32}, {{1, 16, 16, 16}, 4}}) {
+        const int64_t C = c.shape[1];
+        const Tensor x = test::random_tensor(c.shape, seed++, -2.f, 3.f);
+        const Tensor w = test::random_tensor({C}, seed++, 0.5f, 1.5f);
+        const Tensor b = test::random_tensor({C}, seed++);
+        const int g = c.groups;
+        check_half_norm(dt, half_params, {x, w, b},
+                        [g](const std::vector<Tensor>& in) { return ops::group_norm(in[0], g, in[1], in[2], 1e-5f); },
+                        "group_norm affine " + c.shape.str());
+      }
+    }
+    // No parameters, and a transposed view (made contiguous by the op).
+    const Tensor x = test::random_tensor({77, 33}, seed++);
+    check_half_norm(dt, false, {x},
+                    [](const std::vector<Tensor>& in) { return ops::layer_norm(in[0].transpose(0, 1), {}, {}, 1e-5f); },
+                    "layer_norm of a transposed view");
+    check_half_norm(dt, false, {x},
+                    [](const std::vector<Tensor>& in) { return ops::rms_norm(in[0], {}, 1e-5f); },
+                    "rms_norm no weight");
+  }
+}
+
+// Validation of the 16-bit norms (no GPU needed for the CPU side): the CPU keeps its f32
+// contract; on CUDA, parameters of a third dtype are refused before any launch.
+TEST(CudaOps, HalfNormsValidation) {
+  const Tensor x16 = test::random_tensor({4, 8}, 900).to(DType::bf16);
+  test::expect_error([&] { ops::layer_norm(x16, {}, {}, 1e-5f); }, Status::invalid_argument,
+                     "x is bf16, expected f32");
+  REQUIRE_GPU();
+  const Tensor xg = x16.to(kGpu);
+  const Tensor wf16 = test::random_tensor({8}, 901).to(DType::f16).to(kGpu);
+  test::expect_error([&] { ops::layer_norm(xg, wf16, {}, 1e-5f); }, Status::invalid_argument,
+                     "weight is f16, expected f32");
+  const Tensor wb = test::random_tensor({8}, 902).to(DType::bf16).to(kGpu);
+  const Tensor bf = test::random_tensor({8}, 903).to(kGpu);
+  test::expect_error([&] { ops::layer_norm(xg, wb, bf, 1e-5f); }, Status::invalid_argument,
+                     "weight is bf16 but bias is f32");
 }

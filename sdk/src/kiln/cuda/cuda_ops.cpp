@@ -125,18 +125,30 @@ Tensor softmax_last_dim(const Tensor& x_in) {
 }
 
 namespace {
+// The norms' affine parameters (contiguous, validated by ops/norm.cpp): all of one dtype, f32
+// when there are none.
+kc::ElemType norm_param_type(const Tensor& w, const Tensor& b, const char* op, Device d) {
+  if (w.defined() && b.defined() && w.dtype() != b.dtype())
+    throw Error(Status::invalid_argument, str("[", op, "] weight is ", dtype_name(w.dtype()),
+                                              " but bias is ", dtype_name(b.dtype())));
+  const Tensor& t = w.defined() ? w : b;
+  return t.defined() ? elem_type(t.dtype(), op, d) : kc::ElemType::f32;
+}
+
 Tensor row_norm(const char* op, const Tensor& x_in, const Tensor& weight, const Tensor& bias,
                 float eps, bool rms) {
   const Device d = x_in.device();
   const Tensor x = x_in.contiguous();
-  Tensor out = Tensor::empty(x.shape(), DType::f32, d);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), d);
   kc::RowNormParams p;
   p.cols = x.size(-1);
   p.rows = p.cols ? x.numel() / p.cols : 0;
-  p.x = f32_ptr(x);
-  p.w = f32_ptr_or_null(weight);
-  p.b = f32_ptr_or_null(bias);
-  p.y = out.mutable_data<float>();
+  p.type = elem_type(x.dtype(), op, d);
+  p.param_type = norm_param_type(weight, bias, op, d);
+  p.x = x.raw_data();
+  p.w = weight.defined() ? weight.raw_data() : nullptr;
+  p.b = bias.defined() ? bias.raw_data() : nullptr;
+  p.y = out.mutable_raw_data();
   p.eps = eps;
   p.rms = rms;
   require_implementable(kc::can_implement(p), op, d);
@@ -158,16 +170,18 @@ Tensor group_norm(const Tensor& x_in, int groups, const Tensor& weight, const Te
   const char* op = "group_norm";
   const Device d = x_in.device();
   const Tensor x = x_in.contiguous();
-  Tensor out = Tensor::empty(x.shape(), DType::f32, d);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), d);
   kc::GroupNormParams p;
   p.n = x.size(0);
   p.c = x.size(1);
   p.s = p.n * p.c > 0 ? x.numel() / (p.n * p.c) : 0;
   p.groups = groups;
-  p.x = f32_ptr(x);
-  p.w = f32_ptr_or_null(weight);
-  p.b = f32_ptr_or_null(bias);
-  p.y = out.mutable_data<float>();
+  p.type = elem_type(x.dtype(), op, d);
+  p.param_type = norm_param_type(weight, bias, op, d);
+  p.x = x.raw_data();
+  p.w = weight.defined() ? weight.raw_data() : nullptr;
+  p.b = bias.defined() ? bias.raw_data() : nullptr;
+  p.y = out.mutable_raw_data();
   p.eps = eps;
   require_implementable(kc::can_implement(p), op, d);
   check_launch(kc::launch_group_norm(p, prepare(d, op)), op);

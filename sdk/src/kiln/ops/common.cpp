@@ -32,4 +32,10 @@ void require_f32(const char* op, const char* arg, const Tensor& t, int ndim) {
              ", expected ", ndim);
 }
 
+void require_f32_or_cuda_half(const char* op, const char* arg, const Tensor& t, Device dev) {
+  if (dev.is_cuda() && t.defined() && (t.dtype() == DType::f16 || t.dtype() == DType::bf16))
+    return;
+  require_f32(op, arg, t);
+}
+
 }  // namespace kiln::ops

@@ -48,11 +48,12 @@ Moments moments(const float* p, int64_t n, double eps) {
   return {mean, 1.0 / std::sqrt(ss / static_cast<double>(n) + eps)};
 }
 
-// An optional per-channel parameter: undefined, or f32 (n) on x's device. Returns a contiguous
-// view (or an undefined tensor).
-Tensor check_param(const char* op, const char* arg, const Tensor& t, int64_t n, const char* what) {
+// An optional per-channel parameter: undefined, or (n) on x's device, f32 (on CUDA also x's
+// f16/bf16 dtype). Returns a contiguous view (or an undefined tensor).
+Tensor check_param(const char* op, const char* arg, const Tensor& t, int64_t n, const char* what,
+                   const Tensor& x) {
   if (!t.defined()) return t;
-  require_f32(op, arg, t);
+  if (!(t.device().is_cuda() && t.dtype() == x.dtype())) require_f32(op, arg, t);
   KILN_ARG(t.ndim() == 1 && t.size(0) == n, op, arg, " has shape ", t.shape().str(), ", expected (",
            n, ") to match ", what);
   return t.contiguous();
@@ -64,15 +65,15 @@ Tensor group_norm(const Tensor& x_in, int groups, const Tensor& weight, const Te
                   float eps) {
   const char* op = "group_norm";
   const Device dev = common_device(op, {&x_in, &weight, &bias});
-  require_f32(op, "x", x_in);
+  require_f32_or_cuda_half(op, "x", x_in, dev);
   KILN_ARG(x_in.ndim() >= 2, op, "x has shape ", x_in.shape().str(),
            ", expected (N, C, *) with at least 2 dims");
   const int64_t N = x_in.size(0), C = x_in.size(1);
   KILN_ARG(groups > 0 && C % groups == 0, op, "groups = ", groups,
            " must be positive and divide the ", C, " channels of x ", x_in.shape().str());
   KILN_ARG(eps >= 0.f, op, "eps ", eps, " must be >= 0");
-  const Tensor w = check_param(op, "weight", weight, C, "the channels of x");
-  const Tensor b = check_param(op, "bias", bias, C, "the channels of x");
+  const Tensor w = check_param(op, "weight", weight, C, "the channels of x", x_in);
+  const Tensor b = check_param(op, "bias", bias, C, "the channels of x", x_in);
   if (dev.is_cuda()) return cuda_ops::group_norm(x_in, groups, w, b, eps);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);
@@ -109,12 +110,12 @@ Tensor group_norm(const Tensor& x_in, int groups, const Tensor& weight, const Te
 Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, float eps) {
   const char* op = "layer_norm";
   const Device dev = common_device(op, {&x_in, &weight, &bias});
-  require_f32(op, "x", x_in);
+  require_f32_or_cuda_half(op, "x", x_in, dev);
   KILN_ARG(x_in.ndim() >= 1, op, "x is a 0-dim tensor; layer_norm normalises the last dim");
   KILN_ARG(eps >= 0.f, op, "eps ", eps, " must be >= 0");
   const int64_t D = x_in.size(-1);
-  const Tensor w = check_param(op, "weight", weight, D, "the last dim of x");
-  const Tensor b = check_param(op, "bias", bias, D, "the last dim of x");
+  const Tensor w = check_param(op, "weight", weight, D, "the last dim of x", x_in);
+  const Tensor b = check_param(op, "bias", bias, D, "the last dim of x", x_in);
   if (dev.is_cuda()) return cuda_ops::layer_norm(x_in, w, b, eps);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);
@@ -146,11 +147,11 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
 Tensor rms_norm(const Tensor& x_in, const Tensor& weight, float eps) {
   const char* op = "rms_norm";
   const Device dev = common_device(op, {&x_in, &weight});
-  require_f32(op, "x", x_in);
+  require_f32_or_cuda_half(op, "x", x_in, dev);
   KILN_ARG(x_in.ndim() >= 1, op, "x is a 0-dim tensor; rms_norm normalises the last dim");
   KILN_ARG(eps >= 0.f, op, "eps ", eps, " must be >= 0");
   const int64_t D = x_in.size(-1);
-  const Tensor w = check_param(op, "weight", weight, D, "the last dim of x");
+  const Tensor w = check_param(op, "weight", weight, D, "the last dim of x", x_in);
   if (dev.is_cuda()) return cuda_ops::rms_norm(x_in, w, eps);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);

@@ -27,6 +27,9 @@ Device common_device(const char* op, std::initializer_list<const Tensor*> tensor
 void require_cpu(const char* op, std::initializer_list<const Tensor*> tensors);
 // Throws invalid_argument unless t is defined, f32 and (optionally) of rank `ndim`.
 void require_f32(const char* op, const char* arg, const Tensor& t, int ndim = -1);
+// require_f32, except that on a CUDA device f16 and bf16 are accepted too (the ops whose CUDA
+// kernels take 16-bit storage with f32 math; the CPU's contract and messages stay f32).
+void require_f32_or_cuda_half(const char* op, const char* arg, const Tensor& t, Device dev);
 
 // ---------------------------------------------------------------- elementwise (elementwise.cpp)
 Tensor add(const Tensor& a, const Tensor& b);  // NumPy broadcasting

@@ -87,8 +87,7 @@ Tensor pad(const Tensor& x, std::span<const int64_t> pads, PadMode mode, float v
   constexpr const char* op = "pad";
   const Device dev = common_device(op, {&x});
   // f32; on CUDA also f16/bf16 (conv pads its f16/bf16 input for non-zero pad modes).
-  if (!dev.is_cuda() || !x.defined() || !(x.dtype() == DType::f16 || x.dtype() == DType::bf16))
-    require_f32(op, "x", x);
+  require_f32_or_cuda_half(op, "x", x, dev);
   const int nd = x.ndim();
   const int npad = static_cast<int>(pads.size());
   KILN_ARG(npad % 2 == 0, op, "pads has ", npad, " values, expected (lo, hi) pairs");
