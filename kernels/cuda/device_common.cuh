@@ -5,7 +5,10 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cuda_runtime_api.h>
+
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/strided.hpp"
 
@@ -58,6 +61,51 @@ template <typename T, int N>
 struct alignas(sizeof(T) * N) Vec {
   T v[N];
 };
+
+// Elements of storage E per 16-byte access: 4 floats, 8 halves.
+template <ElemType E>
+constexpr int kVecWidth = 16 / static_cast<int>(sizeof(typename Elem<E>::T));
+
+// W values of storage E at p, widened to f32: one aligned 16-byte access when W > 1 (p aligned).
+template <ElemType E, int W>
+__device__ __forceinline__ void load_w(const typename Elem<E>::T* __restrict__ p,
+                                       float (&v)[W]) {
+  using T = typename Elem<E>::T;
+  if constexpr (W > 1) {
+    const Vec<T, W> q = *reinterpret_cast<const Vec<T, W>*>(p);
+#pragma unroll
+    for (int k = 0; k < W; ++k) v[k] = Elem<E>::load(q.v[k]);
+  } else {
+    v[0] = Elem<E>::load(p[0]);
+  }
+}
+
+// W f32 values rounded to storage E and stored at p (one 16-byte access when W > 1).
+template <ElemType E, int W>
+__device__ __forceinline__ void store_w(typename Elem<E>::T* __restrict__ p,
+                                        const float (&v)[W]) {
+  using T = typename Elem<E>::T;
+  if constexpr (W > 1) {
+    Vec<T, W> q;
+#pragma unroll
+    for (int k = 0; k < W; ++k) q.v[k] = Elem<E>::store(v[k]);
+    *reinterpret_cast<Vec<T, W>*>(p) = q;
+  } else {
+    p[0] = Elem<E>::store(v[0]);
+  }
+}
+
+// Host side: calls launch(std::integral_constant<ElemType, E>{}) with the runtime `type` made a
+// template argument, so a launcher instantiates its kernels once per storage type.
+template <typename Launch>
+cudaError_t dispatch_elem(ElemType type, Launch&& launch) {
+  switch (type) {
+    case ElemType::f32: return launch(std::integral_constant<ElemType, ElemType::f32>{});
+    case ElemType::f16: return launch(std::integral_constant<ElemType, ElemType::f16>{});
+    case ElemType::bf16: return launch(std::integral_constant<ElemType, ElemType::bf16>{});
+  }
+  return cudaErrorInvalidValue;
+}
 
 // A shape with up to kMaxDims dims, passed by value to kernels.
 struct Dims {

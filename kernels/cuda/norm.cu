@@ -7,7 +7,6 @@
 //      aten/src/ATen/native/cuda/layer_norm_kernel.cu (WelfordDataLN); Chan, Golub & LeVeque
 //      1979 for the pairwise merge.
 #include <cmath>
-#include <type_traits>
 
 #include "cuda/device_common.cuh"
 #include "cuda/norm.hpp"
@@ -64,38 +63,6 @@ __device__ __forceinline__ T block_merge(T v, T identity, T* shared, Merge merge
   return v;
 }
 
-// Storage E of x/y, storage P of the affine parameters; W elements per access: 16 bytes
-// (float4 for f32, 8 halves for f16/bf16) when the row is aligned, else 1.
-template <ElemType E>
-constexpr int kVecWidth = 16 / static_cast<int>(sizeof(typename detail::Elem<E>::T));
-
-template <ElemType E, int W>
-__device__ __forceinline__ void load_w(const typename detail::Elem<E>::T* __restrict__ p,
-                                       float (&v)[W]) {
-  using T = typename detail::Elem<E>::T;
-  if constexpr (W > 1) {
-    const detail::Vec<T, W> q = *reinterpret_cast<const detail::Vec<T, W>*>(p);
-#pragma unroll
-    for (int k = 0; k < W; ++k) v[k] = detail::Elem<E>::load(q.v[k]);
-  } else {
-    v[0] = detail::Elem<E>::load(p[0]);
-  }
-}
-
-template <ElemType E, int W>
-__device__ __forceinline__ void store_w(typename detail::Elem<E>::T* __restrict__ p,
-                                        const float (&v)[W]) {
-  using T = typename detail::Elem<E>::T;
-  if constexpr (W > 1) {
-    detail::Vec<T, W> q;
-#pragma unroll
-    for (int k = 0; k < W; ++k) q.v[k] = detail::Elem<E>::store(v[k]);
-    *reinterpret_cast<detail::Vec<T, W>*>(p) = q;
-  } else {
-    p[0] = detail::Elem<E>::store(v[0]);
-  }
-}
-
 // An optional parameter value (null: `fallback`).
 template <ElemType P>
 __device__ __forceinline__ float param(const void* p, int64_t i, float fallback) {
@@ -110,7 +77,7 @@ __device__ __forceinline__ Welford thread_stats(const typename detail::Elem<E>::
   Welford acc{0.f, 0.f, 0.f};  // for kRms: m2 holds the sum of squares
   for (int64_t i = static_cast<int64_t>(t) * W; i < n; i += static_cast<int64_t>(threads) * W) {
     float v[W];
-    load_w<E, W>(p + i, v);
+    detail::load_w<E, W>(p + i, v);
 #pragma unroll
     for (int k = 0; k < W; ++k) {
       if constexpr (kRms) {
@@ -139,12 +106,12 @@ __device__ __forceinline__ void row_write(const typename detail::Elem<E>::T* __r
                                           int threads, float mean, float rstd) {
   for (int64_t i = static_cast<int64_t>(t) * W; i < cols; i += static_cast<int64_t>(threads) * W) {
     float v[W];
-    load_w<E, W>(xr + i, v);
+    detail::load_w<E, W>(xr + i, v);
 #pragma unroll
     for (int k = 0; k < W; ++k)
       v[k] = (kRms ? v[k] * rstd : (v[k] - mean) * rstd) * param<P>(w, i + k, 1.f) +
              param<P>(b, i + k, 0.f);
-    store_w<E, W>(yr + i, v);
+    detail::store_w<E, W>(yr + i, v);
   }
 }
 
@@ -185,7 +152,7 @@ __global__ void __launch_bounds__(kRowBlockThreads) row_norm_block_kernel(const 
 
 template <bool kRms, ElemType E, ElemType P>
 cudaError_t launch_rows(const RowNormParams& p, cudaStream_t stream) {
-  constexpr int V = kVecWidth<E>;
+  constexpr int V = detail::kVecWidth<E>;
   // The parameters are read per element (no vector loads), so only x and y need the alignment.
   const bool vec = p.cols % V == 0 && aligned16(p.x) && aligned16(p.y);
   if (p.cols <= 1024) {
@@ -232,10 +199,10 @@ __global__ void __launch_bounds__(kGroupThreads) group_norm_kernel(const GroupNo
     const float a = rstd * param<P>(p.w, c0 + c, 1.f);
     const float bc = param<P>(p.b, c0 + c, 0.f);
     float v[W];
-    load_w<E, W>(xg + e, v);
+    detail::load_w<E, W>(xg + e, v);
 #pragma unroll
     for (int k = 0; k < W; ++k) v[k] = (v[k] - mean) * a + bc;
-    store_w<E, W>(yg + e, v);
+    detail::store_w<E, W>(yg + e, v);
     c += step_c;
     r += step_r;
     if (r >= p.s) {
@@ -247,7 +214,7 @@ __global__ void __launch_bounds__(kGroupThreads) group_norm_kernel(const GroupNo
 
 template <ElemType E, ElemType P>
 cudaError_t launch_groups(const GroupNormParams& p, cudaStream_t stream) {
-  constexpr int V = kVecWidth<E>;
+  constexpr int V = detail::kVecWidth<E>;
   const unsigned grid = static_cast<unsigned>(p.n * p.groups);
   if (p.s % V == 0 && aligned16(p.x) && aligned16(p.y))
     group_norm_kernel<E, P, V><<<grid, kGroupThreads, 0, stream>>>(p);
@@ -256,21 +223,13 @@ cudaError_t launch_groups(const GroupNormParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-// Instantiates F<E, P> for the (type, param_type) pair: P is f32 or E.
+// Launches for the (type, param_type) pair: the parameters' storage is f32 or x's own.
 template <typename Launch>
 cudaError_t dispatch_types(ElemType type, ElemType param_type, Launch&& launch) {
-  constexpr ElemType f32 = ElemType::f32, f16 = ElemType::f16, bf16 = ElemType::bf16;
-  const bool own = param_type == type;
-  switch (type) {
-    case f32: return launch(std::integral_constant<ElemType, f32>{}, std::integral_constant<ElemType, f32>{});
-    case f16:
-      return own ? launch(std::integral_constant<ElemType, f16>{}, std::integral_constant<ElemType, f16>{})
-                 : launch(std::integral_constant<ElemType, f16>{}, std::integral_constant<ElemType, f32>{});
-    case bf16:
-      return own ? launch(std::integral_constant<ElemType, bf16>{}, std::integral_constant<ElemType, bf16>{})
-                 : launch(std::integral_constant<ElemType, bf16>{}, std::integral_constant<ElemType, f32>{});
-  }
-  return cudaErrorInvalidValue;
+  return detail::dispatch_elem(type, [&](auto e) {
+    return param_type == type ? launch(e, e)
+                              : launch(e, std::integral_constant<ElemType, ElemType::f32>{});
+  });
 }
 
 std::string check_types(ElemType type, ElemType param_type) {

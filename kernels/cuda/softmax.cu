@@ -44,70 +44,86 @@ __device__ __forceinline__ MaxSum warp_merge(MaxSum v) {
   return v;
 }
 
-// Accumulates the columns [lane*W + k*step*W ...) of one row; W = 4 reads float4s.
-template <int W>
-__device__ __forceinline__ MaxSum row_stats(const float* __restrict__ row, int64_t cols, int lane,
-                                            int step) {
+// Accumulates the columns [lane*W + k*step*W ...) of one row (W per 16-byte access, or 1).
+template <ElemType E, int W>
+__device__ __forceinline__ MaxSum row_stats(const typename detail::Elem<E>::T* __restrict__ row,
+                                            int64_t cols, int lane, int step) {
   MaxSum acc{-INFINITY, 0.f};
   for (int64_t c = static_cast<int64_t>(lane) * W; c < cols; c += static_cast<int64_t>(step) * W) {
-    if constexpr (W == 4) {
-      const float4 v = *reinterpret_cast<const float4*>(row + c);
-      online_add(acc, v.x);
-      online_add(acc, v.y);
-      online_add(acc, v.z);
-      online_add(acc, v.w);
-    } else {
-      online_add(acc, row[c]);
-    }
+    float v[W];
+    detail::load_w<E, W>(row + c, v);
+#pragma unroll
+    for (int k = 0; k < W; ++k) online_add(acc, v[k]);
   }
   return acc;
 }
 
-template <int W>
-__device__ __forceinline__ void row_write(const float* __restrict__ row, float* __restrict__ out,
+template <ElemType E, int W>
+__device__ __forceinline__ void row_write(const typename detail::Elem<E>::T* __restrict__ row,
+                                          typename detail::Elem<E>::T* __restrict__ out,
                                           int64_t cols, int lane, int step, MaxSum st) {
   for (int64_t c = static_cast<int64_t>(lane) * W; c < cols; c += static_cast<int64_t>(step) * W) {
-    if constexpr (W == 4) {
-      float4 v = *reinterpret_cast<const float4*>(row + c);
-      v.x = __fdiv_rn(expf(v.x - st.m), st.s);
-      v.y = __fdiv_rn(expf(v.y - st.m), st.s);
-      v.z = __fdiv_rn(expf(v.z - st.m), st.s);
-      v.w = __fdiv_rn(expf(v.w - st.m), st.s);
-      *reinterpret_cast<float4*>(out + c) = v;
-    } else {
-      out[c] = __fdiv_rn(expf(row[c] - st.m), st.s);
-    }
+    float v[W];
+    detail::load_w<E, W>(row + c, v);
+#pragma unroll
+    for (int k = 0; k < W; ++k) v[k] = __fdiv_rn(expf(v[k] - st.m), st.s);
+    detail::store_w<E, W>(out + c, v);
   }
 }
 
 constexpr int kWarpRowsPerBlock = 4;  // 128 threads, one row per warp
 constexpr int kBlockThreads = 512;    // rows longer than 1024: 512 threads per row
 
-template <int W>
-__global__ void softmax_warp_kernel(const float* __restrict__ x, float* __restrict__ y,
-                                    int64_t rows, int64_t cols) {
+template <ElemType E, int W>
+__global__ void softmax_warp_kernel(const typename detail::Elem<E>::T* __restrict__ x,
+                                    typename detail::Elem<E>::T* __restrict__ y, int64_t rows,
+                                    int64_t cols) {
   const int lane = threadIdx.x & 31;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpRowsPerBlock + (threadIdx.x >> 5);
   if (r >= rows) return;  // whole warps exit together: the shuffles below stay full-warp
-  const float* row = x + r * cols;
-  const MaxSum st = warp_merge(row_stats<W>(row, cols, lane, 32));
-  row_write<W>(row, y + r * cols, cols, lane, 32, st);
+  const auto* row = x + r * cols;
+  const MaxSum st = warp_merge(row_stats<E, W>(row, cols, lane, 32));
+  row_write<E, W>(row, y + r * cols, cols, lane, 32, st);
 }
 
-template <int W>
-__global__ void __launch_bounds__(kBlockThreads) softmax_block_kernel(const float* __restrict__ x,
-                                                                      float* __restrict__ y,
-                                                                      int64_t cols) {
+template <ElemType E, int W>
+__global__ void __launch_bounds__(kBlockThreads)
+    softmax_block_kernel(const typename detail::Elem<E>::T* __restrict__ x,
+                         typename detail::Elem<E>::T* __restrict__ y, int64_t cols) {
   __shared__ MaxSum partial[kBlockThreads / 32];
   const int64_t r = blockIdx.x;
-  const float* row = x + r * cols;
-  MaxSum st = warp_merge(row_stats<W>(row, cols, threadIdx.x, kBlockThreads));
+  const auto* row = x + r * cols;
+  MaxSum st = warp_merge(row_stats<E, W>(row, cols, threadIdx.x, kBlockThreads));
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   if (lane == 0) partial[warp] = st;
   __syncthreads();
   st = lane < kBlockThreads / 32 ? partial[lane] : MaxSum{-INFINITY, 0.f};
   st = warp_merge(st);  // every warp merges the same partials: no second barrier needed
-  row_write<W>(row, y + r * cols, cols, threadIdx.x, kBlockThreads, st);
+  row_write<E, W>(row, y + r * cols, cols, threadIdx.x, kBlockThreads, st);
+}
+
+template <ElemType E>
+cudaError_t launch_typed(const SoftmaxParams& p, cudaStream_t stream) {
+  using T = typename detail::Elem<E>::T;
+  constexpr int V = detail::kVecWidth<E>;
+  const T* x = static_cast<const T*>(p.x);
+  T* y = static_cast<T*>(p.y);
+  // Vector rows need every row start 16-byte aligned: cols % V == 0 and aligned bases.
+  const bool vec = p.cols % V == 0 && aligned16(p.x) && aligned16(p.y);
+  if (p.cols <= 1024) {
+    const unsigned grid = static_cast<unsigned>((p.rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock);
+    if (vec)
+      softmax_warp_kernel<E, V><<<grid, 32 * kWarpRowsPerBlock, 0, stream>>>(x, y, p.rows, p.cols);
+    else
+      softmax_warp_kernel<E, 1><<<grid, 32 * kWarpRowsPerBlock, 0, stream>>>(x, y, p.rows, p.cols);
+  } else {
+    const unsigned grid = static_cast<unsigned>(p.rows);
+    if (vec)
+      softmax_block_kernel<E, V><<<grid, kBlockThreads, 0, stream>>>(x, y, p.cols);
+    else
+      softmax_block_kernel<E, 1><<<grid, kBlockThreads, 0, stream>>>(x, y, p.cols);
+  }
+  return cudaGetLastError();
 }
 
 }  // namespace
@@ -121,22 +137,7 @@ std::string can_implement(const SoftmaxParams& p) {
 
 cudaError_t launch_softmax_last_dim(const SoftmaxParams& p, cudaStream_t stream) {
   if (p.rows == 0 || p.cols == 0) return cudaSuccess;
-  // float4 rows need every row start 16-byte aligned: cols % 4 == 0 and aligned bases.
-  const bool vec = p.cols % 4 == 0 && aligned16(p.x) && aligned16(p.y);
-  if (p.cols <= 1024) {
-    const unsigned grid = static_cast<unsigned>((p.rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock);
-    if (vec)
-      softmax_warp_kernel<4><<<grid, 32 * kWarpRowsPerBlock, 0, stream>>>(p.x, p.y, p.rows, p.cols);
-    else
-      softmax_warp_kernel<1><<<grid, 32 * kWarpRowsPerBlock, 0, stream>>>(p.x, p.y, p.rows, p.cols);
-  } else {
-    const unsigned grid = static_cast<unsigned>(p.rows);
-    if (vec)
-      softmax_block_kernel<4><<<grid, kBlockThreads, 0, stream>>>(p.x, p.y, p.cols);
-    else
-      softmax_block_kernel<1><<<grid, kBlockThreads, 0, stream>>>(p.x, p.y, p.cols);
-  }
-  return cudaGetLastError();
+  return detail::dispatch_elem(p.type, [&](auto e) { return launch_typed<decltype(e)::value>(p, stream); });
 }
 
 }  // namespace kiln::kernels::cuda

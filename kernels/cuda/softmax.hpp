@@ -1,4 +1,5 @@
-// Softmax over the last dim of contiguous f32 rows: y = exp(x - max) / sum(exp(x - max)).
+// Softmax over the last dim of contiguous rows: y = exp(x - max) / sum(exp(x - max)); f32, f16
+// or bf16 storage (x and y one type), f32 math.
 // One warp per row up to 1024 columns, one block per row beyond; any length. An all -inf row
 // gives NaN, as on the CPU and in torch.
 #pragma once
@@ -8,11 +9,14 @@
 #include <cstdint>
 #include <string>
 
+#include "cuda/strided.hpp"
+
 namespace kiln::kernels::cuda {
 
 struct SoftmaxParams {
-  const float* x = nullptr;  // (rows, cols) contiguous
-  float* y = nullptr;        // (rows, cols) contiguous
+  const void* x = nullptr;  // (rows, cols) contiguous, `type`
+  void* y = nullptr;        // (rows, cols) contiguous, `type`
+  ElemType type = ElemType::f32;
   int64_t rows = 0, cols = 0;
 };
 std::string can_implement(const SoftmaxParams& p);

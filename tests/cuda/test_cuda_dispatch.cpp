@@ -78,7 +78,9 @@ TEST(CudaCanImplement, Elementwise) {
 }
 
 TEST(CudaCanImplement, SoftmaxAndNorms) {
-  kc::SoftmaxParams s{dummy, dummy, 3, 4097};
+  kc::SoftmaxParams s;
+  s.x = s.y = dummy;
+  s.rows = 3, s.cols = 4097;
   EXPECT_EQ(kc::can_implement(s), "");
   s.rows = int64_t{1} << 32;
   EXPECT_NE(kc::can_implement(s).find("2^31"), std::string::npos);
@@ -96,6 +98,12 @@ TEST(CudaCanImplement, SoftmaxAndNorms) {
   r.cols = 8;
   r.eps = -1.f;
   EXPECT_NE(kc::can_implement(r).find("eps"), std::string::npos);
+  r.eps = 1e-5f;
+  r.type = kc::ElemType::bf16;
+  r.param_type = kc::ElemType::bf16;
+  EXPECT_EQ(kc::can_implement(r), "");
+  r.param_type = kc::ElemType::f16;  // parameters: f32 or x's own type
+  EXPECT_NE(kc::can_implement(r).find("f32 or x's dtype"), std::string::npos);
 
   kc::GroupNormParams g;
   g.x = g.y = dummy;

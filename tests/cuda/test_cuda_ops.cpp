@@ -343,10 +343,11 @@ TEST(CudaOps, GroupNorm) {
   }
 }
 
-// f16/bf16 storage with f32 math (x and y 16-bit; the affine parameters f32 or x's dtype).
+// f16/bf16 storage with f32 math (norms and softmax; x and y 16-bit, the norms' affine
+// parameters f32 or x's dtype).
 // Reference: the CPU op on the 16-bit inputs widened to f32 (exact), rounded once to the 16-bit
 // type. The kernel's pre-rounding value differs from the CPU's by the f32 tolerances above
-// (<= 8e-6 absolute on outputs of size ~1), far below half a 16-bit ulp (bf16 at 1: 3.9e-3,
+// (<= 8e-6 absolute on the norms' outputs of size ~1, 4e-6 relative for softmax), far below half a 16-bit ulp (bf16 at 1: 3.9e-3,
 // f16: 4.9e-4); so both round to the same value or, where that value straddles a rounding
 // boundary, to neighbours: at most one ulp of the 16-bit type at the reference's magnitude.
 namespace {
@@ -358,7 +359,7 @@ double ulp16(double v, DType dt) {
   return std::ldexp(1.0, e - mant);
 }
 
-void check_half_norm(DType dt, bool half_params, const std::vector<Tensor>& f32_inputs,
+void check_half_op(DType dt, bool half_params, const std::vector<Tensor>& f32_inputs,
                      const std::function<Tensor(const std::vector<Tensor>&)>& op,
                      const std::string& what) {
   SCOPED_TRACE(what + (dt == DType::bf16 ? " bf16" : " f16") +
@@ -401,10 +402,10 @@ TEST(CudaOps, HalfNorms) {
         const Tensor x = test::random_tensor(shape, seed++, -2.f, 3.f);
         const Tensor w = test::random_tensor({D}, seed++, 0.5f, 1.5f);
         const Tensor b = test::random_tensor({D}, seed++);
-        check_half_norm(dt, half_params, {x, w, b},
+        check_half_op(dt, half_params, {x, w, b},
                         [](const std::vector<Tensor>& in) { return ops::layer_norm(in[0], in[1], in[2], 1e-5f); },
                         "layer_norm affine " + shape.str());
-        check_half_norm(dt, half_params, {x, w},
+        check_half_op(dt, half_params, {x, w},
                         [](const std::vector<Tensor>& in) { return ops::rms_norm(in[0], in[1], 1e-6f); },
                         "rms_norm weight " + shape.str());
       }
@@ -419,19 +420,34 @@ TEST(CudaOps, HalfNorms) {
         const Tensor w = test::random_tensor({C}, seed++, 0.5f, 1.5f);
         const Tensor b = test::random_tensor({C}, seed++);
         const int g = c.groups;
-        check_half_norm(dt, half_params, {x, w, b},
+        check_half_op(dt, half_params, {x, w, b},
                         [g](const std::vector<Tensor>& in) { return ops::group_norm(in[0], g, in[1], in[2], 1e-5f); },
                         "group_norm affine " + c.shape.str());
       }
     }
     // No parameters, and a transposed view (made contiguous by the op).
     const Tensor x = test::random_tensor({77, 33}, seed++);
-    check_half_norm(dt, false, {x},
+    check_half_op(dt, false, {x},
                     [](const std::vector<Tensor>& in) { return ops::layer_norm(in[0].transpose(0, 1), {}, {}, 1e-5f); },
                     "layer_norm of a transposed view");
-    check_half_norm(dt, false, {x},
+    check_half_op(dt, false, {x},
                     [](const std::vector<Tensor>& in) { return ops::rms_norm(in[0], {}, 1e-5f); },
                     "rms_norm no weight");
+  }
+}
+
+TEST(CudaOps, HalfSoftmax) {
+  REQUIRE_GPU();
+  uint64_t seed = 850;
+  for (DType dt : {DType::f16, DType::bf16}) {
+    for (const Shape& shape : kShapes) {
+      const Tensor x = test::random_tensor(shape, seed++, -8.f, 8.f);
+      check_half_op(dt, false, {x}, [](const std::vector<Tensor>& in) { return ops::softmax(in[0], -1); },
+                    "softmax " + shape.str());
+    }
+    const Tensor x = test::random_tensor({6, 5, 9}, seed++, -8.f, 8.f);
+    check_half_op(dt, false, {x}, [](const std::vector<Tensor>& in) { return ops::softmax(in[0], 1); },
+                  "softmax over a middle dim");
   }
 }
 

@@ -113,12 +113,13 @@ Tensor softmax_last_dim(const Tensor& x_in) {
   const char* op = "softmax";
   const Device d = x_in.device();
   const Tensor x = x_in.contiguous();
-  Tensor out = Tensor::empty(x.shape(), DType::f32, d);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), d);
   kc::SoftmaxParams p;
   p.cols = x.ndim() ? x.size(-1) : 1;
   p.rows = p.cols ? x.numel() / p.cols : 0;
-  p.x = f32_ptr(x);
-  p.y = out.mutable_data<float>();
+  p.type = elem_type(x.dtype(), op, d);
+  p.x = x.raw_data();
+  p.y = out.mutable_raw_data();
   require_implementable(kc::can_implement(p), op, d);
   check_launch(kc::launch_softmax_last_dim(p, prepare(d, op)), op);
   return out;

@@ -300,7 +300,7 @@ Tensor where(const Tensor& cond_in, const Tensor& a, const Tensor& b) {
 Tensor softmax(const Tensor& x_in, int dim) {
   const char* op = "softmax";
   const Device dev = common_device(op, {&x_in});
-  require_f32(op, "x", x_in);
+  require_f32_or_cuda_half(op, "x", x_in, dev);
   KILN_ARG(x_in.ndim() > 0, op, "x is a 0-dim tensor; softmax needs a dim");
   const int d = normalize_dim(dim, x_in.ndim(), op);
   if (dev.is_cuda()) {
