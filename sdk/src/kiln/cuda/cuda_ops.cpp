@@ -136,6 +136,18 @@ kc::ElemType norm_param_type(const Tensor& w, const Tensor& b, const char* op, D
   return t.defined() ? elem_type(t.dtype(), op, d) : kc::ElemType::f32;
 }
 
+// The operands shared by RowNormParams and GroupNormParams: x, y (x's dtype), weight, bias.
+template <typename P>
+void bind_norm_operands(P& p, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& out,
+                        const char* op, Device d) {
+  p.type = elem_type(x.dtype(), op, d);
+  p.param_type = norm_param_type(w, b, op, d);
+  p.x = x.raw_data();
+  p.w = w.defined() ? w.raw_data() : nullptr;
+  p.b = b.defined() ? b.raw_data() : nullptr;
+  p.y = out.mutable_raw_data();
+}
+
 Tensor row_norm(const char* op, const Tensor& x_in, const Tensor& weight, const Tensor& bias,
                 float eps, bool rms) {
   const Device d = x_in.device();
@@ -144,12 +156,7 @@ Tensor row_norm(const char* op, const Tensor& x_in, const Tensor& weight, const 
   kc::RowNormParams p;
   p.cols = x.size(-1);
   p.rows = p.cols ? x.numel() / p.cols : 0;
-  p.type = elem_type(x.dtype(), op, d);
-  p.param_type = norm_param_type(weight, bias, op, d);
-  p.x = x.raw_data();
-  p.w = weight.defined() ? weight.raw_data() : nullptr;
-  p.b = bias.defined() ? bias.raw_data() : nullptr;
-  p.y = out.mutable_raw_data();
+  bind_norm_operands(p, x, weight, bias, out, op, d);
   p.eps = eps;
   p.rms = rms;
   require_implementable(kc::can_implement(p), op, d);
@@ -177,12 +184,7 @@ Tensor group_norm(const Tensor& x_in, int groups, const Tensor& weight, const Te
   p.c = x.size(1);
   p.s = p.n * p.c > 0 ? x.numel() / (p.n * p.c) : 0;
   p.groups = groups;
-  p.type = elem_type(x.dtype(), op, d);
-  p.param_type = norm_param_type(weight, bias, op, d);
-  p.x = x.raw_data();
-  p.w = weight.defined() ? weight.raw_data() : nullptr;
-  p.b = bias.defined() ? bias.raw_data() : nullptr;
-  p.y = out.mutable_raw_data();
+  bind_norm_operands(p, x, weight, bias, out, op, d);
   p.eps = eps;
   require_implementable(kc::can_implement(p), op, d);
   check_launch(kc::launch_group_norm(p, prepare(d, op)), op);
