@@ -344,12 +344,19 @@ TEST(CudaOps, GroupNorm) {
 }
 
 // f16/bf16 storage with f32 math (norms and softmax; x and y 16-bit, the norms' affine
-// parameters f32 or x's dtype).
+// parameters f32 or x's dtype). The elementwise ops' 16-bit tests are test_cuda_half_ops.cpp.
 // Reference: the CPU op on the 16-bit inputs widened to f32 (exact), rounded once to the 16-bit
-// type. The kernel's pre-rounding value differs from the CPU's by the f32 tolerances above
-// (<= 8e-6 absolute on the norms' outputs of size ~1, 4e-6 relative for softmax), far below half a 16-bit ulp (bf16 at 1: 3.9e-3,
-// f16: 4.9e-4); so both round to the same value or, where that value straddles a rounding
-// boundary, to neighbours: at most one ulp of the 16-bit type at the reference's magnitude.
+// type. The kernels run the f32 code on the widened values, so their pre-rounding value g32
+// differs from the CPU's c32 by at most delta, the f32 tolerance above (atol + rtol |c32|:
+// 4e-6 + 4e-6 for the row norms, 8e-6 + 8e-6 for group_norm, 4e-6 relative for softmax; the
+// 16-bit kernels' 8-wide vectors change the per-thread summation order, not the bound's
+// derivation). Each rounding to nearest errs by at most half a 16-bit ulp of the value rounded,
+// and that ulp grows with the magnitude, so
+//     |round(g32) - round(c32)| <= u/2 + delta + u/2 = u + delta,   u = ulp16(|c32| + delta).
+// delta is far below u at the outputs' usual size (bf16 ulp at 1: 7.8e-3, f16: 9.8e-4), so this
+// is one 16-bit ulp there; delta matters only for outputs near 0 (a norm's w x^ + b cancelling,
+// tiny softmax probabilities), where the 16-bit ulp shrinks below the f32 error. No wider
+// absolute slack (e.g. 1e-3 max|y|) is needed: it would hide one-ulp bugs of f16 near 1.
 namespace {
 
 double ulp16(double v, DType dt) {
@@ -359,9 +366,17 @@ double ulp16(double v, DType dt) {
   return std::ldexp(1.0, e - mant);
 }
 
+// The f32 tolerance the 16-bit bound adds: atol + rtol |reference|.
+struct Delta {
+  double atol = 0, rtol = 0;
+};
+constexpr Delta kRowNormDelta{4e-6, 4e-6};
+constexpr Delta kGroupNormDelta{8e-6, 8e-6};
+constexpr Delta kSoftmaxDelta{0, 4e-6};
+
 void check_half_op(DType dt, bool half_params, const std::vector<Tensor>& f32_inputs,
                      const std::function<Tensor(const std::vector<Tensor>&)>& op,
-                     const std::string& what) {
+                     const std::string& what, Delta delta) {
   SCOPED_TRACE(what + (dt == DType::bf16 ? " bf16" : " f16") +
                (half_params ? ", 16-bit parameters" : ", f32 parameters"));
   std::vector<Tensor> cpu, dev;
@@ -384,7 +399,9 @@ void check_half_op(DType dt, bool half_params, const std::vector<Tensor>& f32_in
   int64_t bad = 0, first = -1;
   for (int64_t i = 0; i < g.numel(); ++i) {
     const double d = std::fabs(static_cast<double>(pg[i]) - pr[i]);
-    if (!(d <= ulp16(std::fabs(pe[i]), dt)) && bad++ == 0) first = i;  // NaN fails
+    const double mag = std::fabs(static_cast<double>(pe[i]));
+    const double dl = delta.atol + delta.rtol * mag;
+    if (!(d <= ulp16(mag + dl, dt) + dl) && bad++ == 0) first = i;  // NaN fails
   }
   EXPECT_EQ(bad, 0) << "first at " << first << ": cuda " << (first >= 0 ? pg[first] : 0.f)
                     << " cpu " << (first >= 0 ? pr[first] : 0.f);
@@ -397,24 +414,28 @@ TEST(CudaOps, HalfNorms) {
   uint64_t seed = 800;
   for (DType dt : {DType::f16, DType::bf16}) {
     for (bool half_params : {false, true}) {
-      for (const Shape& shape : std::vector<Shape>{{7}, {33, 77}, {3, 4097}, {5, 1024}, {4, 64}, {2, 8}}) {
+      // Warp rows (<= 1024) and block rows, each with lengths % 8 == 0 (16-bit vectors), % 4
+      // == 0 only (f32's vector width) and odd.
+      for (const Shape& shape : std::vector<Shape>{{7}, {33, 77}, {3, 4097}, {5, 1024}, {4, 64}, {2, 8},
+                                                   {6, 20}, {2, 2048}, {3, 1036}}) {
         const int64_t D = shape[shape.size() - 1];
         const Tensor x = test::random_tensor(shape, seed++, -2.f, 3.f);
         const Tensor w = test::random_tensor({D}, seed++, 0.5f, 1.5f);
         const Tensor b = test::random_tensor({D}, seed++);
         check_half_op(dt, half_params, {x, w, b},
                         [](const std::vector<Tensor>& in) { return ops::layer_norm(in[0], in[1], in[2], 1e-5f); },
-                        "layer_norm affine " + shape.str());
+                        "layer_norm affine " + shape.str(), kRowNormDelta);
         check_half_op(dt, half_params, {x, w},
                         [](const std::vector<Tensor>& in) { return ops::rms_norm(in[0], in[1], 1e-6f); },
-                        "rms_norm weight " + shape.str());
+                        "rms_norm weight " + shape.str(), kRowNormDelta);
       }
       struct Case {
         Shape shape;
         int groups;
       };
       for (const Case& c : std::vector<Case>{{{2, 6, 7, 5}, 3}, {{2, 32, 8, 8}, 8}, {{1, 4, 4097}, 2},
-                                             {{3, 64, 33, 77}, 32}, {{1, 16, 16, 16}, 4}}) {
+                                             {{3, 64, 33, 77}, 32}, {{1, 16, 16, 16}, 4},
+                                             {{2, 8, 3, 4}, 4}}) {
         const int64_t C = c.shape[1];
         const Tensor x = test::random_tensor(c.shape, seed++, -2.f, 3.f);
         const Tensor w = test::random_tensor({C}, seed++, 0.5f, 1.5f);
@@ -422,17 +443,22 @@ TEST(CudaOps, HalfNorms) {
         const int g = c.groups;
         check_half_op(dt, half_params, {x, w, b},
                         [g](const std::vector<Tensor>& in) { return ops::group_norm(in[0], g, in[1], in[2], 1e-5f); },
-                        "group_norm affine " + c.shape.str());
+                        "group_norm affine " + c.shape.str(), kGroupNormDelta);
       }
     }
     // No parameters, and a transposed view (made contiguous by the op).
     const Tensor x = test::random_tensor({77, 33}, seed++);
     check_half_op(dt, false, {x},
                     [](const std::vector<Tensor>& in) { return ops::layer_norm(in[0].transpose(0, 1), {}, {}, 1e-5f); },
-                    "layer_norm of a transposed view");
+                    "layer_norm of a transposed view", kRowNormDelta);
     check_half_op(dt, false, {x},
                     [](const std::vector<Tensor>& in) { return ops::rms_norm(in[0], {}, 1e-5f); },
-                    "rms_norm no weight");
+                    "rms_norm no weight", kRowNormDelta);
+    // A contiguous view at an offset that is not 16-byte aligned (the scalar path).
+    const Tensor x3 = test::random_tensor({3, 5, 20}, seed++, -2.f, 3.f);
+    check_half_op(dt, false, {x3},
+                    [](const std::vector<Tensor>& in) { return ops::layer_norm(in[0].select(0, 1), {}, {}, 1e-5f); },
+                    "layer_norm at an unaligned offset", kRowNormDelta);
   }
 }
 
@@ -440,14 +466,19 @@ TEST(CudaOps, HalfSoftmax) {
   REQUIRE_GPU();
   uint64_t seed = 850;
   for (DType dt : {DType::f16, DType::bf16}) {
-    for (const Shape& shape : kShapes) {
+    std::vector<Shape> shapes = kShapes;
+    for (const Shape& s : std::vector<Shape>{{6, 20}, {5, 1024}, {2, 2048}, {3, 1036}}) shapes.push_back(s);
+    for (const Shape& shape : shapes) {
       const Tensor x = test::random_tensor(shape, seed++, -8.f, 8.f);
       check_half_op(dt, false, {x}, [](const std::vector<Tensor>& in) { return ops::softmax(in[0], -1); },
-                    "softmax " + shape.str());
+                    "softmax " + shape.str(), kSoftmaxDelta);
     }
     const Tensor x = test::random_tensor({6, 5, 9}, seed++, -8.f, 8.f);
     check_half_op(dt, false, {x}, [](const std::vector<Tensor>& in) { return ops::softmax(in[0], 1); },
-                  "softmax over a middle dim");
+                  "softmax over a middle dim", kSoftmaxDelta);
+    const Tensor x3 = test::random_tensor({3, 5, 20}, seed++, -8.f, 8.f);
+    check_half_op(dt, false, {x3}, [](const std::vector<Tensor>& in) { return ops::softmax(in[0].select(0, 1), -1); },
+                  "softmax at an unaligned offset", kSoftmaxDelta);
   }
 }
 

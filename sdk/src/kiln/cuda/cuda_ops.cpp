@@ -36,9 +36,6 @@ void copy_shape(const Shape& s, int* ndim, int64_t* shape) {
   for (int d = 0; d < s.size(); ++d) shape[d] = s[d];
 }
 
-const float* f32_ptr(const Tensor& t) { return static_cast<const float*>(t.raw_data()); }
-const float* f32_ptr_or_null(const Tensor& t) { return t.defined() ? f32_ptr(t) : nullptr; }
-
 }  // namespace
 
 Stream op_stream(Device d) { return Stream{d, nullptr}; }
@@ -60,13 +57,14 @@ void copy_cast(Tensor& dst, const Tensor& src) {
 
 Tensor unary(const char* op, UnaryOp kind, const Tensor& x, float a, float b) {
   const Device d = x.device();
-  Tensor out = Tensor::empty(x.shape(), DType::f32, d);
   kc::UnaryParams p;
+  p.type = elem_type(x.dtype(), op, d);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), d);
   p.op = kind;
   p.a = a;
   p.b = b;
-  p.x = f32_ptr(x);
-  p.out = out.mutable_data<float>();
+  p.x = x.raw_data();
+  p.out = out.mutable_raw_data();
   copy_shape(x.shape(), &p.ndim, p.shape);
   strides_over(x, x.shape(), p.x_stride);
   require_implementable(kc::can_implement(p), op, d);
@@ -76,12 +74,14 @@ Tensor unary(const char* op, UnaryOp kind, const Tensor& x, float a, float b) {
 
 Tensor binary(const char* op, BinaryOp kind, const Tensor& a, const Tensor& b, const Shape& shape) {
   const Device d = a.device();
-  Tensor out = Tensor::empty(shape, DType::f32, d);
   kc::BinaryParams p;
+  p.a_type = elem_type(a.dtype(), op, d);
+  p.b_type = elem_type(b.dtype(), op, d);
+  Tensor out = Tensor::empty(shape, a.dtype(), d);
   p.op = kind;
-  p.a = f32_ptr(a);
-  p.b = f32_ptr(b);
-  p.out = out.mutable_data<float>();
+  p.a = a.raw_data();
+  p.b = b.raw_data();
+  p.out = out.mutable_raw_data();
   copy_shape(shape, &p.ndim, p.shape);
   strides_over(a, shape, p.a_stride);
   strides_over(b, shape, p.b_stride);
@@ -93,13 +93,16 @@ Tensor binary(const char* op, BinaryOp kind, const Tensor& a, const Tensor& b, c
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const Shape& shape) {
   const char* op = "where";
   const Device d = a.device();
-  Tensor out = Tensor::empty(shape, DType::f32, d);
   kc::WhereParams p;
-  p.cond = cond.raw_data();
   p.cond_is_byte = cond.dtype() == DType::boolean;
-  p.a = f32_ptr(a);
-  p.b = f32_ptr(b);
-  p.out = out.mutable_data<float>();
+  if (!p.cond_is_byte) p.cond_type = elem_type(cond.dtype(), op, d);
+  p.a_type = elem_type(a.dtype(), op, d);
+  p.b_type = elem_type(b.dtype(), op, d);
+  Tensor out = Tensor::empty(shape, a.dtype(), d);
+  p.cond = cond.raw_data();
+  p.a = a.raw_data();
+  p.b = b.raw_data();
+  p.out = out.mutable_raw_data();
   copy_shape(shape, &p.ndim, p.shape);
   strides_over(cond, shape, p.cond_stride);
   strides_over(a, shape, p.a_stride);

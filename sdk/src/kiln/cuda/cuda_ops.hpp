@@ -26,8 +26,11 @@ Stream op_stream(Device d);
 // expanded to dst's shape; any strides (dst not broadcast). Tensor::copy_from's CUDA path.
 void copy_cast(Tensor& dst, const Tensor& src);
 
-// New contiguous f32 tensors. Inputs are validated f32 tensors (cond: f32 or boolean) on one
-// CUDA device, with shapes broadcastable to `shape` where one is given.
+// New contiguous tensors in the inputs' dtype (compare: a 1 / 0 mask in x's dtype). Inputs are
+// validated f32, f16 or bf16 tensors on one CUDA device, with shapes broadcastable to `shape`
+// where one is given; f32 math, one rounding to a 16-bit output. a and b must share a dtype
+// (mixed dtypes: Status::unsupported from the kernel's can_implement); where's cond is boolean,
+// f32 or a's dtype.
 Tensor unary(const char* op, UnaryOp kind, const Tensor& x, float a = 0.f, float b = 0.f);
 Tensor binary(const char* op, BinaryOp kind, const Tensor& a, const Tensor& b, const Shape& shape);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const Shape& shape);

@@ -1,7 +1,9 @@
 // Elementwise ops: broadcasting binary arithmetic, activations, float math, clamp/compare/where,
 // softmax. f32 in, new contiguous f32 out. Activations follow torch's definitions exactly (the
 // formulas are torch's docs). CUDA tensors go to kernels/cuda/elementwise.cu and softmax.cu
-// (through kiln/cuda/cuda_ops.hpp) after the same validation.
+// (through kiln/cuda/cuda_ops.hpp) after the same validation; there f16/bf16 are accepted too
+// (all operands one dtype, f32 math, output in that dtype; compare's mask in x's dtype), while
+// the CPU keeps the f32 contract and its messages.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -84,8 +86,8 @@ void for_each_row(const Shape& shape, int64_t n, const std::array<const Tensor*,
 template <BinOp O>
 Tensor binary(const char* op, const Tensor& a, const Tensor& b) {
   const Device dev = common_device(op, {&a, &b});
-  require_f32(op, "a", a);
-  require_f32(op, "b", b);
+  require_f32_or_cuda_half(op, "a", a, dev);
+  require_f32_or_cuda_half(op, "b", b, dev);
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
   if (dev.is_cuda()) return cuda_ops::binary(op, cuda_kind(O), a, b, shape);
   Tensor out = Tensor::empty(shape, DType::f32);
@@ -140,7 +142,7 @@ template <typename F>
 Tensor unary(const char* op, cuda_ops::UnaryOp kind, const Tensor& x_in, F f, float a = 0.f,
              float b = 0.f) {
   const Device dev = common_device(op, {&x_in});
-  require_f32(op, "x", x_in);
+  require_f32_or_cuda_half(op, "x", x_in, dev);
   if (dev.is_cuda()) return cuda_ops::unary(op, kind, x_in, a, b);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::f32);
@@ -264,10 +266,14 @@ Tensor where(const Tensor& cond_in, const Tensor& a, const Tensor& b) {
   const char* op = "where";
   KILN_ARG(cond_in.defined(), op, "cond is undefined");
   const Device dev = common_device(op, {&cond_in, &a, &b});
-  KILN_ARG(cond_in.dtype() == DType::f32 || cond_in.dtype() == DType::boolean, op, "cond is ",
-           dtype_name(cond_in.dtype()), ", expected an f32 mask or boolean");
-  require_f32(op, "a", a);
-  require_f32(op, "b", b);
+  // On CUDA a 16-bit mask is accepted too (compare's output for 16-bit x); the kernel takes it
+  // when it is a's dtype.
+  const bool cuda_half_cond =
+      dev.is_cuda() && (cond_in.dtype() == DType::f16 || cond_in.dtype() == DType::bf16);
+  KILN_ARG(cond_in.dtype() == DType::f32 || cond_in.dtype() == DType::boolean || cuda_half_cond,
+           op, "cond is ", dtype_name(cond_in.dtype()), ", expected an f32 mask or boolean");
+  require_f32_or_cuda_half(op, "a", a, dev);
+  require_f32_or_cuda_half(op, "b", b, dev);
   if (dev.is_cuda()) {
     const Shape shape =
         broadcast_shapes(broadcast_shapes(cond_in.shape(), a.shape(), op), b.shape(), op);
