@@ -52,11 +52,12 @@ Tensor cos(const Tensor& x);
 // torch.clamp(x, min=lo, max=hi): either bound optional (not both absent), NaN passes through.
 // lo > hi gives hi everywhere, as torch does.
 Tensor clamp(const Tensor& x, std::optional<float> lo, std::optional<float> hi);
-// x <cmp> value as an f32 mask of 0 and 1 (a NaN x compares false, except for ne).
+// x <cmp> value as a mask of 0 and 1 in x's dtype (f32; f16/bf16 on CUDA) (a NaN x compares
+// false, except for ne).
 enum class Cmp { eq, ne, lt, le, gt, ge };
 Tensor compare(const Tensor& x, Cmp cmp, float value);
 // torch.where(cond, a, b) with NumPy broadcasting of all three; cond is an f32 mask (non-zero
-// picks a; compare() makes one) or boolean. a/b may be 0-dim tensors (Tensor::full({}, v)).
+// picks a; compare() makes one; on CUDA also a mask in a's f16/bf16 dtype) or boolean. a/b may be 0-dim tensors (Tensor::full({}, v)).
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
 // ---------------------------------------------------------------- reductions (reduce.cpp)
